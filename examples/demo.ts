@@ -1,0 +1,3 @@
+import { ImageError } from '@libpod-ts/image';
+
+console.log('libpod-ts demo: packages load', typeof ImageError);

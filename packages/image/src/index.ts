@@ -1,0 +1,1 @@
+export { ImageError } from './errors.js';

@@ -1,0 +1,1 @@
+export { StorageError } from './errors.js';
