@@ -1,2 +1,35 @@
 /** Real-component test rig shared by every package's tests (registry, offline images, leak check, probes). */
-export const RIG_VERSION = 0;
+export type {
+  BuildImageOptions,
+  BuiltImage,
+  BuiltIndex,
+  BuiltLayer,
+  Descriptor,
+  ImageConfigOptions,
+  MultiPlatformOptions,
+  OciConfig,
+  OciManifest,
+  Platform,
+  RigFile,
+  RigGroup,
+  RigLayer,
+  RigUser,
+} from './images.js';
+export {
+  BUSYBOX_PATH,
+  buildBusyboxImage,
+  buildMultiPlatformIndex,
+  busyboxApplets,
+  DEFAULT_GROUPS,
+  DEFAULT_USERS,
+  MEDIA_TYPES,
+  MINIMAL_APPLETS,
+  REF_NAME_ANNOTATION,
+} from './images.js';
+export type { RegistryAuth, RegistryOptions, RigRegistry } from './registry.js';
+export { freePort, REGISTRY_BIN, startRegistry } from './registry.js';
+export type { PushOptions, SkopeoSide } from './skopeo.js';
+export { inspectWithSkopeo, pullWithSkopeo, pushWithSkopeo, skopeo, skopeoRegistryArgs } from './skopeo.js';
+export { makeTempDir, removeTempDir, TEMP_PREFIX } from './tmp.js';
+export type { AccessEntry, MintOptions, TokenRequestRecord } from './token-server.js';
+export { parseScope } from './token-server.js';
