@@ -33,3 +33,5 @@ export { inspectWithSkopeo, pullWithSkopeo, pushWithSkopeo, skopeo, skopeoRegist
 export { makeTempDir, removeTempDir, TEMP_PREFIX } from './tmp.js';
 export type { AccessEntry, MintOptions, TokenRequestRecord } from './token-server.js';
 export { parseScope } from './token-server.js';
+export type { ImageSchemaName, ImageSpecValidator } from './schemas.js';
+export { loadImageSpecValidator, specSchemasDir } from './schemas.js';

@@ -19,15 +19,14 @@ export function skopeoRegistryArgs(registry: RigRegistry, side: SkopeoSide): str
   if (registry.tls && registry.certsDir) args.push(`${p}cert-dir`, join(registry.certsDir, registry.host));
   else args.push(`${p}tls-verify=false`);
   if (registry.auth !== 'none') args.push(`${p}creds`, `${registry.username}:${registry.password}`);
+  // Never fall back to the host's auth.json: a test must not pass because of stored credentials.
+  else args.push(`${p}no-creds`);
   return args;
 }
 
-/** Runs skopeo with the rig's global flags (no host signature policy or auth file is consulted). */
+/** Runs skopeo without consulting the host's signature policy. */
 export async function skopeo(args: string[], opts: { signal?: AbortSignal } = {}) {
-  return execa('skopeo', ['--insecure-policy', ...args], {
-    cancelSignal: opts.signal,
-    env: { REGISTRY_AUTH_FILE: '/dev/null/none' },
-  });
+  return execa('skopeo', ['--insecure-policy', ...args], { cancelSignal: opts.signal });
 }
 
 export interface PushOptions {
@@ -39,6 +38,11 @@ export interface PushOptions {
   all?: boolean;
   /** `--format`: 'oci' keeps OCI media types, 'v2s2' converts to Docker schema 2. */
   format?: 'oci' | 'v2s2';
+  /**
+   * `--preserve-digests` (default true): fail rather than change a manifest, e.g. by compressing
+   * uncompressed layers, so what the registry holds is byte-for-byte what the rig built.
+   */
+  preserveDigests?: boolean;
   signal?: AbortSignal;
 }
 
@@ -53,6 +57,7 @@ export async function pushWithSkopeo(
   const args = ['copy', '--quiet', ...skopeoRegistryArgs(registry, 'dest')];
   if (opts.all ?? true) args.push('--all');
   if (opts.format) args.push('--format', opts.format);
+  if ((opts.preserveDigests ?? true) && !opts.format) args.push('--preserve-digests');
   args.push(`oci:${layoutDir}:${tag}`, `docker://${ref}`);
   await skopeo(args, opts.signal ? { signal: opts.signal } : {});
   return ref;
@@ -66,7 +71,9 @@ export async function pullWithSkopeo(
   tag: string,
   opts: { all?: boolean; signal?: AbortSignal } = {},
 ): Promise<void> {
-  const args = ['copy', '--quiet', ...skopeoRegistryArgs(registry, 'src')];
+  // Uncompressed layers stay uncompressed and digests unchanged (oracle comparisons need that).
+  const args = ['copy', '--quiet', '--preserve-digests', '--dest-oci-accept-uncompressed-layers'];
+  args.push(...skopeoRegistryArgs(registry, 'src'));
   if (opts.all ?? true) args.push('--all');
   args.push(`docker://${ref}`, `oci:${layoutDir}:${tag}`);
   await skopeo(args, opts.signal ? { signal: opts.signal } : {});

@@ -1,0 +1,69 @@
+/**
+ * Validators for the OCI image-spec JSON schemas (draft-04) kept beside the repo in
+ * ../shared/spec-schemas/image-spec. Every file is registered under its file name; the schemas'
+ * own `id` URLs are dropped so their relative `$ref`s ("defs.json#/...") resolve against those
+ * names instead of opencontainers.org URLs that would differ per nesting level.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Ajv04 from 'ajv-draft-04';
+
+/** Where the spec schemas live: $LIBPOD_TS_SPEC_SCHEMAS, else ../shared/spec-schemas from the repo root. */
+export function specSchemasDir(): string {
+  const env = process.env.LIBPOD_TS_SPEC_SCHEMAS;
+  if (env) return env;
+  const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+  return resolve(repoRoot, '..', 'shared', 'spec-schemas');
+}
+
+export type ImageSchemaName = 'manifest' | 'index' | 'config' | 'layout' | 'descriptor';
+
+const FILES: Record<ImageSchemaName, string> = {
+  manifest: 'image-manifest-schema.json',
+  index: 'image-index-schema.json',
+  config: 'config-schema.json',
+  layout: 'image-layout-schema.json',
+  descriptor: 'content-descriptor.json',
+};
+
+export interface ImageSpecValidator {
+  /** Returns the list of schema errors (empty when valid). */
+  validate(schema: ImageSchemaName, value: unknown): string[];
+}
+
+function dropIds(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(dropIds);
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      if (k === 'id' && typeof x === 'string') continue;
+      out[k] = dropIds(x);
+    }
+    return out;
+  }
+  return v;
+}
+
+/**
+ * Loads the image-spec schemas, or returns `{ missing }` naming the folder that is absent so the
+ * caller can skip with that reason.
+ */
+export function loadImageSpecValidator(
+  dir = join(specSchemasDir(), 'image-spec'),
+): ImageSpecValidator | { missing: string } {
+  if (!existsSync(join(dir, FILES.manifest)))
+    return { missing: `OCI image-spec schemas not found in ${dir}` };
+  const ajv = new Ajv04({ strict: false, allErrors: true, validateFormats: false });
+  for (const f of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
+    ajv.addSchema(dropIds(JSON.parse(readFileSync(join(dir, f), 'utf8'))) as object, f);
+  }
+  return {
+    validate(schema, value) {
+      const fn = ajv.getSchema(FILES[schema]);
+      if (!fn) throw new Error(`schema ${FILES[schema]} did not compile`);
+      if (fn(value)) return [];
+      return (fn.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'invalid'}`);
+    },
+  };
+}
