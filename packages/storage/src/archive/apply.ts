@@ -27,7 +27,12 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
-import { InvalidWhiteoutError, LayerLimitError, MalformedArchiveError, UnsafeLayerEntryError } from '../errors.js';
+import {
+  InvalidWhiteoutError,
+  LayerLimitError,
+  MalformedArchiveError,
+  UnsafeLayerEntryError,
+} from '../errors.js';
 import { resolveInRootSync } from '../fs/resolve-in-root.js';
 import { effectiveLimits, type LayerLimits } from './limits.js';
 import { type TarEntry, TarReader } from './tar-reader.js';
@@ -58,7 +63,8 @@ export interface ApplyLayerResult {
   entries: number;
 }
 
-const O_NEW_FILE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+const O_NEW_FILE =
+  fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
 export async function applyLayer(
   targetDir: string,
@@ -90,6 +96,10 @@ export async function applyLayer(
       }
     }
     a.finish();
+  } catch (err) {
+    // stop the producer (decompressor, download) instead of leaving it blocked on backpressure
+    await reader.close().catch(() => {});
+    throw err;
   } finally {
     a.cleanup();
   }
@@ -144,7 +154,7 @@ class Applier {
 
   constructor(
     private readonly root: string,
-    private readonly opts: ApplyLayerOptions,
+    opts: ApplyLayerOptions,
   ) {
     this.overlay = opts.whiteouts === 'overlay';
     if (this.overlay) this.view = new LayerView([root, ...(opts.lowerDirs ?? [])], lgetxattr);
@@ -202,7 +212,8 @@ class Applier {
     let host: string;
     if (this.view) {
       const rel = this.view.resolve(parts.slice(0, -1), label);
-      if (noLinks && rel.join('/') !== key) throw new InvalidWhiteoutError(label, 'its parent path goes through a symlink');
+      if (noLinks && rel.join('/') !== key)
+        throw new InvalidWhiteoutError(label, 'its parent path goes through a symlink');
       host = this.copyUpDirs(rel, label);
     } else {
       host = resolveInRootSync(this.root, key);
@@ -328,7 +339,8 @@ class Applier {
     }
     const st = lstatOrUndef(target);
     if (!st) throw new UnsafeLayerEntryError(e.name, `hardlink target ${e.linkname} is not in this layer`);
-    if (st.isDirectory()) throw new UnsafeLayerEntryError(e.name, `hardlink target ${e.linkname} is a directory`);
+    if (st.isDirectory())
+      throw new UnsafeLayerEntryError(e.name, `hardlink target ${e.linkname} is a directory`);
     if (target === host) return;
     this.clear(host, e.name);
     fs.linkSync(target, host);

@@ -13,7 +13,8 @@ export type Compression = 'gzip' | 'zstd' | 'none';
 
 export function detectCompression(head: Uint8Array): Compression {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
+  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
+    return 'zstd';
   return 'none';
 }
 
@@ -63,15 +64,19 @@ async function run(input: Readable, out: PassThrough, opts: DecompressOptions): 
   }
   const signal = opts.signal;
   if (kind === 'none') {
-    await pipeline(rest(), out, { signal });
+    await copy(rest(), out, signal);
+    out.end();
     return;
   }
   if (kind === 'gzip') {
+    const gunzip = zlib.createGunzip();
     try {
-      await pipeline(rest(), zlib.createGunzip(), out, { signal });
+      await Promise.all([pipeline(rest(), gunzip, { signal }), copy(gunzip, out, signal)]);
     } catch (err) {
+      gunzip.destroy();
       throw wrap(err, 'gzip');
     }
+    out.end();
     return;
   }
   const child = spawn('zstd', ['-dc', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -89,15 +94,39 @@ async function run(input: Readable, out: PassThrough, opts: DecompressOptions): 
         // zstd closing its stdin early (it failed) shows up as EPIPE: its exit status says why
         if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
       }),
-      pipeline(child.stdout, out, { signal, end: false }),
+      copy(child.stdout, out, signal),
+      exited,
     ]);
     const code = await exited;
     if (code !== 0) throw new MalformedArchiveError(`zstd: ${stderr.trim() || `exit status ${code}`}`);
-    // end only after the exit status is known: a failed zstd must not look like a short tar
-    out.end();
   } catch (err) {
     child.kill('SIGKILL');
     throw wrap(err, 'zstd');
+  }
+  // end only after the exit status is known: a failed zstd must not look like a short tar
+  out.end();
+}
+
+/** Copy into `out` with backpressure; stops (throws) when `out` is destroyed by its reader. */
+async function copy(
+  src: AsyncIterable<Buffer>,
+  out: PassThrough,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  for await (const chunk of src) {
+    signal?.throwIfAborted();
+    if (out.destroyed) throw new Error('decompressed stream closed by its reader');
+    if (!out.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          out.off('drain', done);
+          out.off('close', done);
+          resolve();
+        };
+        out.on('drain', done);
+        out.on('close', done);
+      });
+    }
   }
 }
 

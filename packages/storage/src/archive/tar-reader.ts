@@ -174,7 +174,8 @@ export class TarReader {
         const data = await this.take(size, 'extended header');
         await this.skip(pad(size), 'padding');
         if (flag === 'x') pax = parsePax(data);
-        else if (flag === 'g') parsePax(data); // validated, never applied
+        else if (flag === 'g')
+          parsePax(data); // validated, never applied
         else if (flag === 'L') longName = decodeName(cstr(data), 'GNU long name');
         else longLink = decodeName(cstr(data), 'GNU long link');
         continue;
@@ -255,7 +256,8 @@ export class TarReader {
     if (Buffer.byteLength(linkname) > this.limits.maxPathLength) {
       throw new LayerLimitError('link target length', this.limits.maxPathLength, name);
     }
-    if (name.includes('\0') || linkname.includes('\0')) throw new MalformedArchiveError(`NUL in name of ${name}`);
+    if (name.includes('\0') || linkname.includes('\0'))
+      throw new MalformedArchiveError(`NUL in name of ${name}`);
     const type = entryType(flag, name);
     return {
       name,
@@ -270,6 +272,11 @@ export class TarReader {
       devminor: type === 'char' || type === 'block' ? parseNumber(hdr, 337, 8, 'devminor') : 0,
       xattrs,
     };
+  }
+
+  /** Stop reading: destroys a stream source (used when the apply fails). */
+  async close(): Promise<void> {
+    await this.it.return?.();
   }
 
   /** Consume the rest of the input without parsing it. */
@@ -372,7 +379,8 @@ function parsePax(data: Buffer): Map<string, Buffer> {
 
 function paxInt(v: Buffer, what: string): number {
   const s = v.toString('latin1');
-  if (!/^[0-9]{1,16}$/.test(s)) throw new MalformedArchiveError(`pax ${what} ${JSON.stringify(s.slice(0, 32))}`);
+  if (!/^[0-9]{1,16}$/.test(s))
+    throw new MalformedArchiveError(`pax ${what} ${JSON.stringify(s.slice(0, 32))}`);
   const n = Number(s);
   if (!Number.isSafeInteger(n)) throw new MalformedArchiveError(`pax ${what} too large`);
   return n;
