@@ -27,3 +27,46 @@ export type {
   MountOptions,
   ProbeResult,
 } from './drivers/types.js';
+// --- store: openStore, records, locking, check/repair ---
+export {
+  AmbiguousImageError,
+  ContainerNotFoundError,
+  CorruptRecordError,
+  DiffIDMismatchError,
+  DuplicateIdError,
+  ImageInUseError,
+  ImageNotFoundError,
+  InvalidStoreArgumentError,
+  LayerInUseError,
+  LayerMountedError,
+  LayerNotFoundError,
+  NameInUseError,
+  StoreClosedError,
+  StoreConfigError,
+  StoreLockTimeoutError,
+} from './errors.js';
+export { openStore, Store, type StoreOptions } from './store/store.js';
+export type { CreateLayerOptions, CreateLayerResult, LayerProgress } from './store/layers.js';
+export { EMPTY_TAR_DIFFID } from './store/layers.js';
+export type { CreateImageOptions, DeleteImageResult, HistoryEntry } from './store/images.js';
+export type {
+  CreateContainerOptions,
+  DeleteContainerOptions,
+  MountLayerOptions,
+} from './store/containers.js';
+export type { CheckReport, Problem, ProblemKind, RepairReport } from './store/check.js';
+export { chainIdOf } from './store/context.js';
+export {
+  type ContainerRecord,
+  ContainerRecordSchema,
+  type ImageRecord,
+  ImageRecordSchema,
+  type LayerRecord,
+  LayerRecordSchema,
+  type LeaseRecord,
+  LeaseRecordSchema,
+  type MountRecord,
+  MountRecordSchema,
+} from './store/records.js';
+export { type Owner, OwnerSchema } from './store/owner.js';
+// --- end store ---
