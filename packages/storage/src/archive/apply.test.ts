@@ -139,7 +139,7 @@ describe('applyLayer: legit layers', () => {
 
   it('corrupt gzip and zstd are ERR_MALFORMED_ARCHIVE', async () => {
     const gz = gzipMembers(buildTar([{ name: 'a', body: 'A'.repeat(5000) }]));
-    gz[gz.length - 20] ^= 0xff;
+    gz[gz.length - 20] = gz[gz.length - 20]! ^ 0xff;
     await expect(
       applyLayer(root, decompress(Readable.from([gz])), { whiteouts: 'apply' }),
     ).rejects.toMatchObject({

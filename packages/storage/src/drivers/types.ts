@@ -46,6 +46,13 @@ export interface ApplyDiffOptions {
   limits?: LayerLimits;
   /** Called at most every few hundred milliseconds and once at the end. */
   onProgress?: (p: ApplyDiffProgress) => void;
+  /**
+   * The layer's parent chain (bottom to top), as for mount(). overlay uses it to resolve the
+   * entries' parent directories in the merged view (a lower `var/run -> /run` symlink is
+   * followed, an implied parent dir is copied up with the lower's metadata); without it only the
+   * upper dir is consulted, as containers/storage does. vfs ignores it.
+   */
+  parentChain?: readonly string[];
 }
 
 export interface MountOptions {

@@ -1,53 +1,225 @@
+/**
+ * overlay: the kernel's overlayfs. Each layer keeps only its own changes (upper dir); a mount
+ * stacks the parent chain as lower dirs.
+ *
+ * Layout under <home>:
+ *   <id>/diff    the layer's files (whiteouts: 0/0 char devices; opaque: trusted.overlay.opaque=y)
+ *   <id>/work    overlayfs work dir (must be on the same fs as diff)
+ *   <id>/merged  the mount point
+ *   <id>/empty   an empty lower for base layers (created on demand)
+ *   l/<short>    symlink -> ../<id>/diff, so that lowerdir= stays short
+ *
+ * Mount options are limited to one page (4096 bytes). mount(8) runs with cwd=<home> and every
+ * path in the options is relative (`l/<16 hex>` per lower), so 128 layers need ~2.5 KiB.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { DriverUnavailableError } from '../../errors.js';
+import { applyLayer } from '../../archive/apply.js';
+import { changesInUpper } from '../../archive/changes.js';
+import { diffTar } from '../../archive/diff.js';
+import { DriverOperationError, StorageError } from '../../errors.js';
+import { checkId, exists, mountPoints, run, runOrThrow } from '../common.js';
 import type { ApplyDiffOptions, Change, Driver, DriverOptions, MountOptions, ProbeResult } from '../types.js';
+import { strip } from '../vfs/driver.js';
 
-// Placeholder until the implementation lands (issue 4, step 3): every call says so.
+/** Linux limits the mount data to one page. */
+const MAX_MOUNT_DATA = 4095;
+
 export class OverlayDriver implements Driver {
   readonly name = 'overlay' as const;
   readonly home: string;
+
   constructor(opts: DriverOptions) {
-    this.home = opts.home;
+    this.home = path.resolve(opts.home);
   }
-  private no(): never {
-    throw new DriverUnavailableError(this.name, 'not implemented yet');
+
+  private dir(id: string): string {
+    return path.join(this.home, checkId(id));
   }
+
+  layerDir(id: string): string {
+    return path.join(this.dir(id), 'diff');
+  }
+
+  private mergedDir(id: string): string {
+    return path.join(this.dir(id), 'merged');
+  }
+
+  /** Short, stable name of a layer's link (derived from the id: no metadata needed). */
+  private short(id: string): string {
+    return createHash('sha256').update(checkId(id)).digest('hex').slice(0, 16);
+  }
+
   async probe(): Promise<ProbeResult> {
-    return { ok: false, reason: 'not implemented yet' };
+    try {
+      const fss = fs.readFileSync('/proc/filesystems', 'utf8');
+      if (!/\toverlay$/m.test(fss)) {
+        return { ok: false, reason: 'overlay: the kernel has no overlay file system (modprobe overlay?)' };
+      }
+    } catch {
+      return { ok: false, reason: 'overlay: cannot read /proc/filesystems' };
+    }
+    try {
+      fs.mkdirSync(this.home, { recursive: true });
+    } catch (err) {
+      return { ok: false, reason: `overlay: cannot create ${this.home}: ${(err as Error).message}` };
+    }
+    const t = fs.mkdtempSync(path.join(this.home, '.probe-'));
+    try {
+      for (const d of ['lower', 'upper', 'work', 'merged']) fs.mkdirSync(path.join(t, d));
+      fs.writeFileSync(path.join(t, 'lower', 'f'), 'x');
+      const name = path.basename(t);
+      let r: Awaited<ReturnType<typeof run>>;
+      try {
+        r = await run(
+          'mount',
+          [
+            '-t',
+            'overlay',
+            'overlay',
+            '-o',
+            `lowerdir=${name}/lower,upperdir=${name}/upper,workdir=${name}/work`,
+            `${name}/merged`,
+          ],
+          { cwd: this.home },
+        );
+      } catch (err) {
+        return { ok: false, reason: `overlay: cannot run mount: ${(err as Error).message}` };
+      }
+      if (r.code !== 0) return { ok: false, reason: `overlay: kernel refused mount: ${r.stderr.trim()}` };
+      try {
+        fs.writeFileSync(path.join(t, 'merged', 'g'), 'y');
+        if (fs.readFileSync(path.join(t, 'merged', 'f'), 'utf8') !== 'x') {
+          return { ok: false, reason: 'overlay: lower file not visible through the mount' };
+        }
+      } finally {
+        await run('umount', [path.join(t, 'merged')]);
+      }
+      return { ok: true };
+    } finally {
+      fs.rmSync(t, { recursive: true, force: true });
+    }
   }
-  async createLayer(_id: string, _parentId: string | undefined): Promise<void> {
-    this.no();
+
+  async exists(id: string): Promise<boolean> {
+    return exists(this.layerDir(id));
   }
+
+  async createLayer(id: string, parentId: string | undefined): Promise<void> {
+    const dir = this.dir(id);
+    if (parentId !== undefined && !exists(this.layerDir(parentId))) {
+      throw new DriverOperationError('overlay', id, `create (parent ${parentId} missing)`);
+    }
+    await fs.promises.mkdir(this.home, { recursive: true });
+    try {
+      await fs.promises.mkdir(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new StorageError('ERR_LAYER_EXISTS', `overlay: layer ${id} already exists`);
+      }
+      throw err;
+    }
+    await fs.promises.mkdir(path.join(dir, 'diff'), { mode: 0o755 });
+    await fs.promises.mkdir(path.join(dir, 'work'), { mode: 0o700 });
+    await fs.promises.mkdir(path.join(dir, 'merged'), { mode: 0o755 });
+    await fs.promises.mkdir(path.join(this.home, 'l'), { recursive: true });
+    const link = path.join(this.home, 'l', this.short(id));
+    await fs.promises.rm(link, { force: true });
+    await fs.promises.symlink(`../${id}/diff`, link);
+  }
+
   async applyDiff(
-    _i: string,
-    _p: string | undefined,
-    _t: Readable,
-    _o?: ApplyDiffOptions,
+    id: string,
+    _parentId: string | undefined,
+    tar: Readable,
+    opts: ApplyDiffOptions = {},
   ): Promise<{ size: number }> {
-    this.no();
+    const lowerDirs = [...(opts.parentChain ?? [])].reverse().map((p) => this.layerDir(p));
+    const r = await applyLayer(this.layerDir(id), tar, {
+      whiteouts: 'overlay',
+      lowerDirs,
+      limits: opts.limits,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+    });
+    return { size: r.size };
   }
-  async mount(_id: string, _chain: readonly string[], _o?: MountOptions): Promise<string> {
-    this.no();
+
+  /** The `-o` data for mounting `id` on `parentChain`; exported for the length test. */
+  mountData(id: string, parentChain: readonly string[], opts: MountOptions = {}): string {
+    const lowers = [...parentChain].reverse().map((p) => `l/${this.short(p)}`);
+    let data: string;
+    if (opts.readonly) {
+      const all = [`l/${this.short(id)}`, ...lowers];
+      if (all.length < 2) all.push(`${id}/empty`); // overlayfs needs two lowers without an upper
+      data = `lowerdir=${all.join(':')}`;
+    } else {
+      if (lowers.length === 0) lowers.push(`${id}/empty`);
+      data = `lowerdir=${lowers.join(':')},upperdir=${id}/diff,workdir=${id}/work`;
+    }
+    for (const o of opts.mountOptions ?? []) {
+      if (o.includes(',') && !o.startsWith('context='))
+        throw new StorageError('ERR_MOUNT_OPTION', `bad mount option ${o}`);
+      data += ',' + o;
+    }
+    return data;
   }
-  async unmount(_id: string): Promise<void> {
-    this.no();
+
+  async mount(id: string, parentChain: readonly string[], opts: MountOptions = {}): Promise<string> {
+    const merged = this.mergedDir(id);
+    if (!exists(this.layerDir(id))) throw new DriverOperationError('overlay', id, 'mount (no such layer)');
+    if (mountPoints().has(merged)) return merged;
+    for (const p of parentChain) {
+      if (!exists(path.join(this.home, 'l', this.short(p)))) {
+        throw new DriverOperationError('overlay', id, `mount (lower layer ${p} missing)`);
+      }
+    }
+    const data = this.mountData(id, parentChain, opts);
+    if (Buffer.byteLength(data) > MAX_MOUNT_DATA) {
+      throw new DriverOperationError(
+        'overlay',
+        id,
+        `mount (options are ${data.length} bytes, over one page)`,
+      );
+    }
+    if (data.includes(`${id}/empty`))
+      await fs.promises.mkdir(path.join(this.dir(id), 'empty'), { recursive: true });
+    const args = ['-t', 'overlay', 'overlay', '-o', data];
+    if (opts.readonly) args.push('-r');
+    args.push(`${id}/merged`);
+    await runOrThrow('overlay', id, 'mount', 'mount', args, { cwd: this.home });
+    return merged;
   }
-  async isMounted(_id: string): Promise<boolean> {
-    this.no();
+
+  async unmount(id: string): Promise<void> {
+    const merged = this.mergedDir(id);
+    if (!mountPoints().has(merged)) return;
+    await runOrThrow('overlay', id, 'unmount', 'umount', [merged]);
   }
-  async removeLayer(_id: string): Promise<void> {
-    this.no();
+
+  async isMounted(id: string): Promise<boolean> {
+    return mountPoints().has(this.mergedDir(id));
   }
-  async exists(_id: string): Promise<boolean> {
-    this.no();
+
+  async removeLayer(id: string): Promise<void> {
+    await this.unmount(id);
+    await fs.promises.rm(path.join(this.home, 'l', this.short(id)), { force: true });
+    await fs.promises.rm(this.dir(id), { recursive: true, force: true });
   }
-  async changes(_id: string, _chain: readonly string[]): Promise<Change[]> {
-    this.no();
+
+  async changes(id: string, parentChain: readonly string[]): Promise<Change[]> {
+    return strip(this.layerChanges(id, parentChain));
   }
-  diff(_id: string, _chain: readonly string[]): Readable {
-    this.no();
+
+  private layerChanges(id: string, parentChain: readonly string[]) {
+    const lowers = [...parentChain].reverse().map((p) => this.layerDir(p));
+    return changesInUpper(this.layerDir(id), lowers);
   }
-  layerDir(_id: string): string {
-    this.no();
+
+  diff(id: string, parentChain: readonly string[]): Readable {
+    checkId(id);
+    return diffTar(() => this.layerChanges(id, parentChain));
   }
 }
