@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts'],
+  // Two public entries: the package and the standalone spec generator (`@libpod-ts/core/spec`).
+  entry: { index: 'src/index.ts', 'spec/index': 'src/spec/index.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

@@ -1,1 +1,75 @@
 export { CoreError } from './errors.js';
+// --- container lifecycle ---
+export {
+  AmbiguousContainerError,
+  BinaryNotFoundError,
+  CommandNotExecutableError,
+  CommandNotFoundError,
+  ContainerNameConflictError,
+  ContainerNotFoundError,
+  ContainerStateError,
+  CoreTimeoutError,
+  InvalidOptionsError,
+  LibpodClosedError,
+  OciRuntimeError,
+} from './errors.js';
+export { Events, Libpod, type LibpodExtensions, LibpodOptions } from './libpod.js';
+export {
+  Containers,
+  DEFAULT_PATH,
+  fallbackSpecBuilder,
+  type ImageProvider,
+  type RunResult,
+  type SpecBuilder,
+  type SpecBuildInput,
+  type WaitCondition,
+} from './containers/manager.js';
+export { ContainerCreateOptions, ContainerName, RestartPolicyString } from './containers/options.js';
+export { ContainerRecord, ContainerState, ContainerStatus, RestartPolicy } from './containers/record.js';
+export type { Engine, Integrations } from './containers/engine.js';
+export { ExecOptions, type ExecResult } from './containers/exec.js';
+export { type LogLine, LogsOptions, K8sFileParser } from './containers/logs.js';
+export type { ContainerInspect } from './containers/inspect.js';
+export { type ContainerSummary, ListOptions } from './containers/list.js';
+export type { ContainerStats } from './containers/stats.js';
+export type { TopResult } from './containers/top.js';
+export { EventAction, EventFilter, EventLog, type LibpodEvent } from './events/events.js';
+export { findBinary } from './runtime/binaries.js';
+export { Layout } from './runtime/layout.js';
+export { OciRuntime, type RuntimeState, type RuntimeStatus } from './runtime/oci-runtime.js';
+export { conmonCreateArgs, conmonExecArgs } from './runtime/conmon.js';
+export { type EngineOptions, findExitHook } from './engine-factory.js';
+// --- runtime spec generation (the full API is the subpath export @libpod-ts/core/spec) ---
+export {
+  type CreateOptions,
+  type CreateOptionsInput,
+  CreateOptionsSchema,
+  type ImageRuntimeConfig,
+  type MergedConfig,
+  type Spec,
+  type SpecOpt,
+  cgroupsPathFor,
+  defaultSpec,
+  findInitBinary,
+  generateSpec,
+  imageVolumes,
+  mergeImageConfig,
+  parseCreateOptions,
+  resolveUser,
+  specFromImage,
+} from './spec/index.js';
+export {
+  GroupNotFoundError,
+  HookConfigError,
+  ImageVolumeUnmountedError,
+  InitNotFoundError,
+  InvalidSpecOptionError,
+  InvalidUserError,
+  InvalidVolumePathError,
+  InvalidWorkdirError,
+  NoCommandError,
+  RlimitExceedsHostError,
+  RootfsFileError,
+  SeccompProfileError,
+  UserNotFoundError,
+} from './errors.js';

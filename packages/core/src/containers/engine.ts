@@ -1,0 +1,333 @@
+import { mkdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import type { EventAction, EventLog } from '../events/events.js';
+import { conmonCreate } from '../runtime/conmon.js';
+import type { Layout } from '../runtime/layout.js';
+import type { OciRuntime } from '../runtime/oci-runtime.js';
+import { isProcessAlive, readFileIfExists, sleep } from '../util/fs.js';
+import type { ContainerRecord } from './record.js';
+import type { ContainerStore } from './store.js';
+
+/**
+ * Seams to the other packages: how a container's rootfs is mounted/released (storage) and its
+ * network set up/torn down (network). All optional: a container from a rootfs directory with no
+ * network needs none. Each MUST be idempotent: the program and the exit hook may both call them.
+ */
+export interface Integrations {
+  /** Mounts the writable layer and returns the rootfs path (storage containers). */
+  mountRootfs?(record: ContainerRecord): Promise<string>;
+  /** Unmounts the writable layer; keeps it. */
+  unmountRootfs?(record: ContainerRecord): Promise<void>;
+  /** Deletes the writable layer (remove). */
+  removeRootfs?(record: ContainerRecord): Promise<void>;
+  /** Creates the network namespace and attaches networks; returns the netns path. */
+  setupNetwork?(record: ContainerRecord): Promise<string | undefined>;
+  teardownNetwork?(record: ContainerRecord): Promise<void>;
+}
+
+/** Everything a lifecycle operation needs; built by the Libpod facade and by the exit hook. */
+export interface Engine {
+  layout: Layout;
+  store: ContainerStore;
+  runtime: OciRuntime;
+  conmonPath: string;
+  events: EventLog;
+  /** argv conmon runs when a container exits (the exit hook); undefined: the program cleans up. */
+  exitCommand: ((id: string) => string[]) | undefined;
+  integrations: Integrations;
+}
+
+export function emit(
+  engine: Engine,
+  record: Pick<ContainerRecord, 'id' | 'name' | 'image' | 'labels'>,
+  action: EventAction,
+  extra: Record<string, string> = {},
+): Promise<unknown> {
+  return engine.events
+    .write({
+      action,
+      id: record.id,
+      name: record.name,
+      ...(record.image ? { image: record.image } : {}),
+      attributes: {
+        ...record.labels,
+        name: record.name,
+        ...(record.image ? { image: record.image } : {}),
+        ...extra,
+      },
+    })
+    .catch(() => undefined);
+}
+
+/** The exit code conmon recorded, if the container process has exited. */
+export async function readExitCode(engine: Engine, id: string): Promise<number | undefined> {
+  const text = await readFileIfExists(engine.layout.exitFile(id));
+  if (text === undefined) return undefined;
+  const n = Number.parseInt(text.trim(), 10);
+  return Number.isNaN(n) ? -1 : n;
+}
+
+function uuidFor(id: string): string {
+  return id.slice(0, 12);
+}
+
+/**
+ * Runtime create through conmon: writes the bundle, starts conmon, waits for the container pid.
+ * On failure nothing of this step is left (bundle, runtime state, exit file) and the error is
+ * rethrown (classified 125/126/127). The caller holds the container lock.
+ */
+export async function initContainer(
+  engine: Engine,
+  record: ContainerRecord,
+  signal?: AbortSignal,
+): Promise<ContainerRecord> {
+  const { layout } = engine;
+  const bundle = layout.bundle(record.id);
+  await Promise.all([
+    mkdir(bundle, { recursive: true, mode: 0o700 }),
+    mkdir(layout.exitDir, { recursive: true, mode: 0o700 }),
+    mkdir(layout.socketDir, { recursive: true, mode: 0o700 }),
+    mkdir(layout.persistDir(record.id), { recursive: true, mode: 0o700 }),
+    unlink(layout.exitFile(record.id)).catch(() => {}),
+    rm(`${layout.persistDir(record.id)}/exit`, { force: true }),
+    rm(`${layout.persistDir(record.id)}/oom`, { force: true }),
+  ]);
+  let rootfs = record.rootfs;
+  let netnsPath = record.network?.netnsPath;
+  const spec = structuredClone(record.spec) as {
+    root?: { path: string };
+    linux?: { namespaces?: { type: string; path?: string }[] };
+  };
+  try {
+    if (record.rootfsSource === 'storage' && engine.integrations.mountRootfs) {
+      rootfs = await engine.integrations.mountRootfs(record);
+    }
+    if (record.network && record.network.mode === 'bridge' && engine.integrations.setupNetwork) {
+      netnsPath = await engine.integrations.setupNetwork(record);
+      const ns = spec.linux?.namespaces?.find((n) => n.type === 'network');
+      if (ns && netnsPath) ns.path = netnsPath;
+    }
+    spec.root = { ...(spec.root ?? {}), path: rootfs };
+    await writeFile(`${bundle}/config.json`, JSON.stringify(spec), { mode: 0o600 });
+    const started = await conmonCreate({
+      conmonPath: engine.conmonPath,
+      runtime: engine.runtime,
+      containerId: record.id,
+      uuid: uuidFor(record.id),
+      name: record.name,
+      bundle,
+      pidFile: `${bundle}/pidfile`,
+      exitDir: layout.exitDir,
+      socketDir: layout.socketDir,
+      persistDir: layout.persistDir(record.id),
+      conmonPidFile: `${bundle}/conmon.pid`,
+      logDriver: `k8s-file:${record.logPath}`,
+      terminal: record.tty,
+      stdin: record.stdin,
+      exitCommand: exitCommandFor(engine, record),
+      signal,
+    });
+    const conmonPid =
+      Number.parseInt((await readFileIfExists(`${bundle}/conmon.pid`))?.trim() ?? '0', 10) || 0;
+    return {
+      ...record,
+      rootfs: record.rootfsSource === 'storage' ? rootfs : record.rootfs,
+      network: record.network ? { ...record.network, ...(netnsPath ? { netnsPath } : {}) } : record.network,
+      state: {
+        ...record.state,
+        status: 'created',
+        pid: started.pid,
+        conmonPid,
+        exitCode: 0,
+        oomKilled: false,
+        error: undefined,
+        finishedAt: undefined,
+      },
+    };
+  } catch (err) {
+    await engine.runtime.delete(record.id, true).catch(() => {});
+    await rm(bundle, { recursive: true, force: true });
+    await unlink(layout.exitFile(record.id)).catch(() => {});
+    await releaseResources(engine, {
+      ...record,
+      network: record.network && { ...record.network, netnsPath },
+    });
+    throw err;
+  }
+}
+
+/**
+ * While a `run()` waits for this container in a live process, that process cleans up; the hook
+ * is skipped through a shell check (sh starts in ~1 ms, Node in ~50 ms of CPU that would compete
+ * with the next container). If the waiter dies first, the next reader of the record cleans up.
+ */
+function exitCommandFor(engine: Engine, record: ContainerRecord): string[] | undefined {
+  const cmd = engine.exitCommand?.(record.id);
+  const waiter = record.state.waiterPid;
+  if (!cmd || !waiter) return cmd;
+  return [
+    '/bin/sh',
+    '-c',
+    'kill -0 "$1" 2>/dev/null && exit 0; shift; exec "$@"',
+    'libpod-ts-exit',
+    String(waiter),
+    ...cmd,
+  ];
+}
+
+/** Unmounts the rootfs and tears down networking; every step tolerates "already done". */
+async function releaseResources(engine: Engine, record: ContainerRecord): Promise<void> {
+  if (record.network?.netnsPath && engine.integrations.teardownNetwork) {
+    await engine.integrations.teardownNetwork(record).catch(() => {});
+  }
+  if (record.rootfsSource === 'storage' && engine.integrations.unmountRootfs) {
+    await engine.integrations.unmountRootfs(record).catch(() => {});
+  }
+}
+
+async function waitConmonExit(engine: Engine, id: string, pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (isProcessAlive(pid) && Date.now() < deadline) {
+    if ((await readExitCode(engine, id)) !== undefined) return;
+    // A zombie conmon (our own child) counts as gone.
+    const st = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    if (/\) Z /.test(st)) return;
+    await sleep(5);
+  }
+}
+
+export type ExitOutcome = 'not-exited' | 'recorded' | 'already' | 'removed' | 'restarted';
+
+/**
+ * Records the exit of a container whose process has exited (conmon's exit file exists): exit
+ * code, OOM flag, finish time; deletes the runtime state and the bundle, releases mount and
+ * network, writes `died`; then applies `rm` or the restart policy. Idempotent and safe to run
+ * concurrently from the program and the exit hook: the state transition happens under the
+ * container lock, and only the process that makes it writes the events.
+ */
+export async function handleExit(
+  engine: Engine,
+  id: string,
+  opts: { applyPolicies: boolean },
+): Promise<ExitOutcome> {
+  const exitCode = await readExitCode(engine, id);
+  if (exitCode === undefined) return 'not-exited';
+  let transitioned: ContainerRecord | undefined;
+  let outcome: ExitOutcome = 'already';
+  await engine.store
+    .update(id, async (r) => {
+      if (
+        r.state.status !== 'running' &&
+        r.state.status !== 'paused' &&
+        r.state.status !== 'created' &&
+        r.state.status !== 'stopped'
+      ) {
+        return undefined;
+      }
+      const oom = await stat(`${engine.layout.persistDir(id)}/oom`).then(
+        () => true,
+        () => false,
+      );
+      const finishedAt = await stat(engine.layout.exitFile(id)).then(
+        (s) => s.mtime.toISOString(),
+        () => new Date().toISOString(),
+      );
+      await engine.runtime.delete(id, true).catch(() => {});
+      await releaseResources(engine, r);
+      await rm(engine.layout.bundle(id), { recursive: true, force: true });
+      transitioned = {
+        ...r,
+        state: {
+          ...r.state,
+          status: 'exited',
+          exitCode,
+          oomKilled: oom,
+          finishedAt,
+          pid: 0,
+          execSessions: {},
+        },
+      };
+      return transitioned;
+    })
+    .catch(() => undefined);
+  if (!transitioned) return outcome;
+  outcome = 'recorded';
+  await emit(engine, transitioned, 'died', { exitCode: String(exitCode) });
+  if (!opts.applyPolicies) return outcome;
+  if (transitioned.autoRemove) {
+    if (isProcessAlive(transitioned.state.waiterPid)) return outcome;
+    await removeContainer(engine, transitioned.id, { force: true, keepExitFile: true });
+    return 'removed';
+  }
+  if (shouldRestart(transitioned)) {
+    try {
+      await engine.store.update(id, async (r) => {
+        if (r.state.status !== 'exited') return undefined;
+        const inited = await initContainer(engine, {
+          ...r,
+          state: { ...r.state, restartCount: r.state.restartCount + 1 },
+        });
+        await engine.runtime.start(id);
+        return {
+          ...inited,
+          state: { ...inited.state, status: 'running', startedAt: new Date().toISOString() },
+        };
+      });
+      await emit(engine, transitioned, 'restart');
+      await emit(engine, transitioned, 'start');
+      return 'restarted';
+    } catch (err) {
+      await engine.store.update(id, (r) => ({ ...r, state: { ...r.state, error: (err as Error).message } }));
+    }
+  }
+  return outcome;
+}
+
+/** Restart policies as Podman applies them after an exit the user did not ask for. */
+export function shouldRestart(r: ContainerRecord): boolean {
+  const p = r.restartPolicy;
+  if (r.state.stoppedByUser) return false;
+  switch (p.name) {
+    case 'always':
+    case 'unless-stopped':
+      return true;
+    case 'on-failure':
+      return r.state.exitCode !== 0 && (p.maxRetries === 0 || r.state.restartCount < p.maxRetries);
+    default:
+      return false;
+  }
+}
+
+/**
+ * Removes a container: kills it if `force`, deletes runtime state, bundle, log, record and (for
+ * storage containers) its writable layer; writes `remove`. Missing pieces are not errors.
+ */
+export async function removeContainer(
+  engine: Engine,
+  id: string,
+  opts: { force: boolean; keepExitFile?: boolean },
+): Promise<ContainerRecord | undefined> {
+  let previous: ContainerRecord['state']['status'] | undefined;
+  const removed = await engine.store.update(id, async (r) => {
+    if (r.state.status === 'removing') return undefined;
+    previous = r.state.status;
+    return { ...r, state: { ...r.state, status: 'removing' } };
+  });
+  if (!removed || previous === undefined) return undefined;
+  const wasActive = previous !== 'exited' && previous !== 'configured';
+  if (wasActive) {
+    if (opts.force) await engine.runtime.kill(id, 'KILL', true).catch(() => {});
+    await engine.runtime.delete(id, true).catch(() => {});
+    // conmon must see the exit before the bundle goes; it exits once its exit command ran.
+    if (removed.state.conmonPid) await waitConmonExit(engine, id, removed.state.conmonPid, 5000);
+  }
+  await releaseResources(engine, removed);
+  if (removed.rootfsSource === 'storage' && engine.integrations.removeRootfs) {
+    await engine.integrations.removeRootfs(removed).catch(() => {});
+  }
+  await rm(engine.layout.bundle(id), { recursive: true, force: true });
+  if (!opts.keepExitFile) await unlink(engine.layout.exitFile(id)).catch(() => {});
+  await rm(`${engine.layout.socketDir}/${uuidFor(id)}`, { force: true }).catch(() => {});
+  await engine.store.delete(id);
+  await emit(engine, removed, 'remove');
+  return removed;
+}

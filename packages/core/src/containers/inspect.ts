@@ -1,0 +1,166 @@
+import type { Engine } from './engine.js';
+import type { ContainerRecord } from './record.js';
+
+/** Podman-like `inspect` output (the fields users rely on; names as Podman spells them). */
+export interface ContainerInspect {
+  Id: string;
+  Created: string;
+  Path: string;
+  Args: string[];
+  State: {
+    OciVersion: string;
+    Status: string;
+    Running: boolean;
+    Paused: boolean;
+    Restarting: boolean;
+    OOMKilled: boolean;
+    Dead: boolean;
+    Pid: number;
+    ConmonPid: number;
+    ExitCode: number;
+    Error: string;
+    StartedAt: string;
+    FinishedAt: string;
+  };
+  Image: string;
+  ImageName: string;
+  Rootfs: string;
+  ResolvConfPath: string;
+  HostnamePath: string;
+  HostsPath: string;
+  LogPath: string;
+  Name: string;
+  RestartCount: number;
+  Driver: string;
+  OCIRuntime: string;
+  ConmonPidFile: string;
+  Mounts: { Type: string; Source: string; Destination: string; Options: string[]; RW: boolean }[];
+  Config: {
+    Hostname: string;
+    User: string;
+    Env: string[];
+    Cmd: string[];
+    Entrypoint: string[];
+    WorkingDir: string;
+    Labels: Record<string, string>;
+    Annotations: Record<string, string>;
+    StopSignal: string;
+    StopTimeout: number;
+    Tty: boolean;
+    OpenStdin: boolean;
+    Image: string;
+  };
+  HostConfig: {
+    NetworkMode: string;
+    RestartPolicy: { Name: string; MaximumRetryCount: number };
+    AutoRemove: boolean;
+    ReadonlyRootfs: boolean;
+    CgroupParent: string;
+  } & Record<string, unknown>;
+  NetworkSettings: { SandboxKey: string; Networks: Record<string, unknown> };
+}
+
+const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** Default mounts Podman leaves out of inspect's Mounts (they are not user mounts). */
+const SYSTEM_DESTINATIONS = new Set([
+  '/proc',
+  '/dev',
+  '/dev/pts',
+  '/dev/shm',
+  '/dev/mqueue',
+  '/sys',
+  '/sys/fs/cgroup',
+]);
+
+export function inspectRecord(r: ContainerRecord, engine: Engine): ContainerInspect {
+  const spec = r.spec as {
+    ociVersion?: string;
+    process?: { args?: string[] };
+    mounts?: { destination: string; type?: string; source?: string; options?: string[] }[];
+    linux?: { cgroupsPath?: string };
+  };
+  const args = spec.process?.args ?? [...r.entrypoint, ...r.command];
+  const mounts = (spec.mounts ?? [])
+    .filter(
+      (m) =>
+        !SYSTEM_DESTINATIONS.has(m.destination) &&
+        !['/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/run/.containerenv'].includes(m.destination),
+    )
+    .map((m) => ({
+      Type:
+        m.type === 'bind' || (m.options ?? []).includes('bind') || (m.options ?? []).includes('rbind')
+          ? 'bind'
+          : (m.type ?? 'bind'),
+      Source: m.source ?? '',
+      Destination: m.destination,
+      Options: m.options ?? [],
+      RW: !(m.options ?? []).includes('ro'),
+    }));
+  const s = r.state;
+  const cgroupsPath = spec.linux?.cgroupsPath ?? '';
+  return {
+    Id: r.id,
+    Created: r.created,
+    Path: args[0] ?? '',
+    Args: args.slice(1),
+    State: {
+      OciVersion: spec.ociVersion ?? '1.0.2-dev',
+      Status: s.status,
+      Running: s.status === 'running',
+      Paused: s.status === 'paused',
+      Restarting: false,
+      OOMKilled: s.oomKilled,
+      Dead: false,
+      Pid: s.status === 'running' || s.status === 'paused' ? s.pid : 0,
+      ConmonPid: s.conmonPid,
+      ExitCode: s.exitCode,
+      Error: s.error ?? '',
+      StartedAt: s.startedAt ?? ZERO_TIME,
+      FinishedAt: s.finishedAt ?? ZERO_TIME,
+    },
+    Image: r.imageId ?? '',
+    ImageName: r.image ?? '',
+    Rootfs: r.rootfsSource === 'directory' ? r.rootfs : '',
+    ResolvConfPath: '',
+    HostnamePath: '',
+    HostsPath: '',
+    LogPath: r.logPath,
+    Name: r.name,
+    RestartCount: s.restartCount,
+    Driver: r.rootfsSource === 'storage' ? 'overlay' : '',
+    OCIRuntime: r.runtime.slice(r.runtime.lastIndexOf('/') + 1),
+    ConmonPidFile: `${engine.layout.bundle(r.id)}/conmon.pid`,
+    Mounts: mounts,
+    Config: {
+      Hostname: r.hostname,
+      User: r.user,
+      Env: r.env,
+      Cmd: r.command,
+      Entrypoint: r.entrypoint,
+      WorkingDir: r.workingDir,
+      Labels: r.labels,
+      Annotations: r.annotations,
+      StopSignal: r.stopSignal,
+      StopTimeout: r.stopTimeout,
+      Tty: r.tty,
+      OpenStdin: r.stdin,
+      Image: r.image ?? '',
+    },
+    HostConfig: {
+      ...r.hostConfig,
+      NetworkMode: r.network?.mode ?? String(r.hostConfig.NetworkMode ?? 'none'),
+      RestartPolicy: {
+        Name: r.restartPolicy.name === 'no' ? '' : r.restartPolicy.name,
+        MaximumRetryCount: r.restartPolicy.maxRetries,
+      },
+      AutoRemove: r.autoRemove,
+      ReadonlyRootfs: Boolean((r.spec as { root?: { readonly?: boolean } }).root?.readonly),
+      CgroupParent: cgroupsPath.slice(0, cgroupsPath.lastIndexOf('/')) || '/',
+    },
+    NetworkSettings: {
+      SandboxKey: r.network?.netnsPath ?? '',
+      Networks: Object.fromEntries((r.network?.networks ?? []).map((n) => [n, {}])),
+    },
+  };
+}

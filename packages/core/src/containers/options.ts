@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { InvalidOptionsError } from '../errors.js';
+import { NAME_PATTERN } from './names.js';
+import type { RestartPolicy } from './record.js';
+
+/** A container name (Podman's rule). */
+export const ContainerName = z
+  .string()
+  .regex(NAME_PATTERN, 'names start with a letter or digit, then [a-zA-Z0-9_.-]')
+  .max(253);
+
+const stringMap = z.record(z.string(), z.string());
+
+/** `no`, `on-failure`, `on-failure:N`, `always`, `unless-stopped` (Podman's --restart syntax). */
+export const RestartPolicyString = z
+  .string()
+  .regex(
+    /^(no|always|unless-stopped|on-failure(:\d+)?)$/,
+    'expected no, on-failure[:N], always or unless-stopped',
+  );
+
+export function parseRestartPolicy(s: string | undefined): RestartPolicy {
+  if (!s || s === 'no') return { name: 'no', maxRetries: 0 };
+  const [name, n] = s.split(':');
+  return { name: name as RestartPolicy['name'], maxRetries: n ? Number.parseInt(n, 10) : 0 };
+}
+
+/**
+ * Options of `containers.create` (and `run`). Exactly one of `rootfs` (an exploded root
+ * filesystem directory, used in place) or `image` (a stored image: a writable layer is made).
+ */
+export const ContainerCreateOptions = z
+  .object({
+    name: ContainerName.optional(),
+    rootfs: z.string().min(1).optional(),
+    image: z.string().min(1).optional(),
+    command: z.array(z.string()).optional(),
+    entrypoint: z.array(z.string()).optional(),
+    env: z.union([stringMap, z.array(z.string().regex(/^[^=]+=/, 'expected KEY=value'))]).optional(),
+    workingDir: z.string().startsWith('/', 'must be absolute').optional(),
+    /** `uid[:gid]` numbers, or names resolved from the image's /etc/passwd and /etc/group. */
+    user: z.string().optional(),
+    hostname: z.string().max(64).optional(),
+    tty: z.boolean().default(false),
+    /** Keep stdin open (for attach). */
+    stdin: z.boolean().default(false),
+    labels: stringMap.default({}),
+    annotations: stringMap.default({}),
+    stopSignal: z
+      .union([z.string().regex(/^(SIG)?[A-Z0-9+-]+$/), z.number().int().min(1).max(64)])
+      .optional(),
+    /** Seconds to wait after the stop signal before SIGKILL (Podman default 10). */
+    stopTimeout: z.number().int().nonnegative().default(10),
+    restartPolicy: RestartPolicyString.default('no'),
+    /** Remove the container (record, bundle, log, layer) once it exits. */
+    rm: z.boolean().default(false),
+    readOnly: z.boolean().default(false),
+    /** `none` (own netns with loopback only, the default), `host`, or `bridge` (network package). */
+    network: z.enum(['none', 'host', 'bridge']).default('none'),
+    networks: z.array(z.string()).default([]),
+    /**
+     * Options for the runtime spec generator (`@libpod-ts/core/spec` CreateOptions): mounts,
+     * resources, capabilities... Validated by the generator's own schema.
+     */
+    spec: z.record(z.string(), z.unknown()).optional(),
+    /** A complete OCI runtime config to use verbatim (root.path is set to the rootfs). */
+    ociConfig: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict()
+  .refine((o) => (o.rootfs === undefined) !== (o.image === undefined), {
+    message: 'exactly one of rootfs or image is required',
+    path: ['rootfs'],
+  });
+export type ContainerCreateOptions = z.input<typeof ContainerCreateOptions>;
+export type ParsedCreateOptions = z.output<typeof ContainerCreateOptions>;
+
+/** Parses with a schema, turning zod issues into InvalidOptionsError naming each field. */
+export function parseOptions<S extends z.ZodType>(schema: S, what: string, input: unknown): z.output<S> {
+  const res = schema.safeParse(input);
+  if (!res.success) {
+    throw new InvalidOptionsError(
+      what,
+      res.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+      res.error,
+    );
+  }
+  return res.data;
+}
+
+export function envList(env: ParsedCreateOptions['env']): string[] {
+  if (!env) return [];
+  return Array.isArray(env) ? env : Object.entries(env).map(([k, v]) => `${k}=${v}`);
+}

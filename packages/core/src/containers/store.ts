@@ -1,0 +1,115 @@
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AmbiguousContainerError, ContainerNotFoundError } from '../errors.js';
+import type { Layout } from '../runtime/layout.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { withFileLock } from '../util/lock.js';
+import type { ContainerRecord } from './record.js';
+
+interface CacheEntry {
+  mtimeMs: number;
+  size: number;
+  record: ContainerRecord;
+}
+
+/**
+ * Container records, one JSON file per container under `<root>/containers/<id>/container.json`,
+ * replaced atomically (write + fsync + rename). Updates run under the container's lock file so the
+ * exit hook and any program sharing the store do not lose each other's changes; creation and
+ * renames also hold the store-wide lock that keeps names unique.
+ */
+export class ContainerStore {
+  private readonly cache = new Map<string, CacheEntry>();
+
+  constructor(private readonly layout: Layout) {}
+
+  async init(): Promise<void> {
+    await mkdir(this.layout.containersDir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Store-wide lock: held while a name is claimed or released. */
+  withStoreLock<T>(fn: () => Promise<T>): Promise<T> {
+    return withFileLock(join(this.layout.containersDir, '.lock'), fn);
+  }
+
+  withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return withFileLock(join(this.layout.containerDir(id), 'lock'), fn);
+  }
+
+  async read(id: string): Promise<ContainerRecord | undefined> {
+    const file = this.layout.recordFile(id);
+    let st: Awaited<ReturnType<typeof stat>>;
+    try {
+      st = await stat(file);
+    } catch {
+      this.cache.delete(id);
+      return undefined;
+    }
+    const hit = this.cache.get(id);
+    if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return structuredClone(hit.record);
+    let record: ContainerRecord;
+    try {
+      record = JSON.parse(await readFile(file, 'utf8')) as ContainerRecord;
+    } catch {
+      return undefined;
+    }
+    this.cache.set(id, { mtimeMs: st.mtimeMs, size: st.size, record });
+    return structuredClone(record);
+  }
+
+  /** Every record; records being written for the first time (no file yet) are skipped. */
+  async list(): Promise<ContainerRecord[]> {
+    let ids: string[];
+    try {
+      ids = (await readdir(this.layout.containersDir)).filter((n) => /^[0-9a-f]{64}$/.test(n));
+    } catch {
+      return [];
+    }
+    const records = await Promise.all(ids.map((id) => this.read(id)));
+    return records.filter((r): r is ContainerRecord => r !== undefined);
+  }
+
+  async write(record: ContainerRecord): Promise<void> {
+    await mkdir(this.layout.containerDir(record.id), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(this.layout.recordFile(record.id), JSON.stringify(record));
+  }
+
+  /** Read-modify-write under the container's lock. Returns the new record (undefined if gone). */
+  async update(
+    id: string,
+    fn: (r: ContainerRecord) => ContainerRecord | undefined | Promise<ContainerRecord | undefined>,
+  ): Promise<ContainerRecord | undefined> {
+    return this.withLock(id, async () => {
+      const current = await this.read(id);
+      if (!current) return undefined;
+      const next = await fn(current);
+      if (next) await this.write(next);
+      return next ?? current;
+    }).catch((err) => {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    });
+  }
+
+  async delete(id: string): Promise<void> {
+    this.cache.delete(id);
+    await rm(this.layout.containerDir(id), { recursive: true, force: true });
+  }
+
+  /** Resolves a full id, a unique id prefix, or a name. */
+  async resolve(nameOrId: string): Promise<ContainerRecord> {
+    if (/^[0-9a-f]{64}$/.test(nameOrId)) {
+      const r = await this.read(nameOrId);
+      if (r) return r;
+    }
+    const all = await this.list();
+    const byName = all.find((r) => r.name === nameOrId);
+    if (byName) return byName;
+    if (/^[0-9a-f]+$/.test(nameOrId)) {
+      const matches = all.filter((r) => r.id.startsWith(nameOrId));
+      if (matches.length === 1) return matches[0]!;
+      if (matches.length > 1) throw new AmbiguousContainerError(nameOrId, matches.length);
+    }
+    throw new ContainerNotFoundError(nameOrId);
+  }
+}

@@ -1,0 +1,96 @@
+import { z } from 'zod';
+import type { Engine, Integrations } from './containers/engine.js';
+import { Containers, type ImageProvider, type SpecBuilder } from './containers/manager.js';
+import { LibpodClosedError } from './errors.js';
+import type { EventFilter, LibpodEvent } from './events/events.js';
+import { createEngine, pruneExitFiles } from './engine-factory.js';
+import { parseOptions } from './containers/options.js';
+
+export const LibpodOptions = z
+  .object({
+    /** Persistent data: records, logs, events (Podman: /var/lib/containers/storage). */
+    root: z.string().startsWith('/', 'must be absolute').default('/var/lib/libpod-ts'),
+    /** Volatile data: runtime state, bundles, sockets, exit files (Podman: /run/containers/storage). */
+    runRoot: z.string().startsWith('/', 'must be absolute').default('/run/libpod-ts'),
+    /** OCI runtime by name (found on PATH and usual places) or path: `runc`, `crun`, `/usr/bin/runc`. */
+    runtime: z.string().min(1).default('runc'),
+    conmon: z.string().min(1).default('conmon'),
+    /** See EngineOptions.exitHook. */
+    exitHook: z.union([z.boolean(), z.array(z.string()).min(1)]).default(true),
+  })
+  .strict();
+export type LibpodOptions = z.input<typeof LibpodOptions>;
+
+/** Extension points for the packages that are wired in by the embedding program or later issues. */
+export interface LibpodExtensions {
+  integrations?: Integrations;
+  specBuilder?: SpecBuilder;
+  images?: ImageProvider;
+}
+
+/** `lp.events`: the persistent events log and live subscriptions. */
+export class Events {
+  constructor(
+    private readonly engine: Engine,
+    private readonly closing: AbortSignal,
+  ) {}
+
+  /** Events already logged, oldest first, filtered (since/until/action/container/label). */
+  read(filter: EventFilter = {}): AsyncGenerator<LibpodEvent> {
+    return this.engine.events.read(filter);
+  }
+
+  /** Live events (from any process using this store) until `signal` aborts or the Libpod closes. */
+  subscribe(filter: EventFilter = {}, signal?: AbortSignal): AsyncGenerator<LibpodEvent> {
+    const s = signal ? AbortSignal.any([signal, this.closing]) : this.closing;
+    return this.engine.events.subscribe(filter, s);
+  }
+}
+
+/**
+ * The entry point: `await using lp = await Libpod.open({ root, runRoot })`. Containers keep
+ * running after `close()` and after the program exits (conmon parents them); another `open` of
+ * the same root sees and controls them.
+ */
+export class Libpod implements AsyncDisposable {
+  readonly containers: Containers;
+  readonly events: Events;
+  private readonly closer = new AbortController();
+  private closed = false;
+
+  private constructor(
+    readonly engine: Engine,
+    readonly options: z.output<typeof LibpodOptions>,
+    ext: LibpodExtensions,
+  ) {
+    this.containers = new Containers(engine, ext.specBuilder, ext.images);
+    this.events = new Events(engine, this.closer.signal);
+  }
+
+  static async open(options: LibpodOptions = {}, ext: LibpodExtensions = {}): Promise<Libpod> {
+    const o = parseOptions(LibpodOptions, 'Libpod options', options);
+    const engine = await createEngine({ ...o, integrations: ext.integrations });
+    await pruneExitFiles(engine);
+    return new Libpod(engine, o, ext);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Throws LibpodClosedError after close(). */
+  assertOpen(): void {
+    if (this.closed) throw new LibpodClosedError();
+  }
+
+  /** Ends subscriptions; containers are left running. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.closer.abort();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,211 @@
+import { spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import { OciRuntimeError } from '../errors.js';
+import { classifyRuntimeError, type OciRuntime } from './oci-runtime.js';
+
+/** Options shared by a container's conmon and an exec session's conmon. */
+export interface ConmonCommonOptions {
+  conmonPath: string;
+  runtime: OciRuntime;
+  containerId: string;
+  /** conmon's `-u`: names the attach socket symlink; keep it short (sockaddr_un is 108 bytes). */
+  uuid: string;
+  name: string;
+  bundle: string;
+  pidFile: string;
+  exitDir: string;
+  socketDir: string;
+  /** `k8s-file:<path>`, `none`, `journald`... passed to `-l`. */
+  logDriver: string;
+  logSizeMax?: number;
+  terminal: boolean;
+  stdin: boolean;
+  logLevel?: 'debug' | 'info' | 'warning' | 'error';
+  signal?: AbortSignal;
+}
+
+export interface ConmonCreateOptions extends ConmonCommonOptions {
+  persistDir: string;
+  conmonPidFile: string;
+  /** argv of the program conmon runs after the container exits (first element is the executable). */
+  exitCommand?: readonly string[];
+}
+
+export interface ConmonExecOptions extends ConmonCommonOptions {
+  processSpecPath: string;
+  conmonPidFile?: string;
+}
+
+export interface ConmonStarted {
+  /** Host pid of the container's (or exec session's) process. */
+  pid: number;
+  /** Resolves with the exit status for exec sessions (conmon writes it on the sync pipe). */
+  execExit?: Promise<number>;
+  /** Stops the pending exit status from keeping the event loop alive (detached exec). */
+  detachSync?: () => void;
+}
+
+function commonArgs(o: ConmonCommonOptions): string[] {
+  const args = [
+    '--api-version',
+    '1',
+    '-c',
+    o.containerId,
+    '-u',
+    o.uuid,
+    '-r',
+    o.runtime.path,
+    '-b',
+    o.bundle,
+    '-p',
+    o.pidFile,
+    '-n',
+    o.name,
+    '--exit-dir',
+    o.exitDir,
+    '--socket-dir-path',
+    o.socketDir,
+    '-l',
+    o.logDriver,
+    '--log-level',
+    o.logLevel ?? 'error',
+    '--full-attach',
+  ];
+  if (o.logSizeMax !== undefined && o.logSizeMax > 0) args.push('--log-size-max', String(o.logSizeMax));
+  for (const a of o.runtime.globalArgs) args.push('--runtime-arg', a);
+  if (o.terminal) args.push('-t');
+  if (o.stdin) args.push('-i');
+  return args;
+}
+
+/** Argument list for a container's conmon, as podman builds it. Exported for tests and docs. */
+export function conmonCreateArgs(o: ConmonCreateOptions): string[] {
+  const args = [...commonArgs(o), '--persist-dir', o.persistDir, '--conmon-pidfile', o.conmonPidFile];
+  if (o.exitCommand && o.exitCommand.length > 0) {
+    args.push('--exit-command', o.exitCommand[0]!);
+    for (const a of o.exitCommand.slice(1)) args.push('--exit-command-arg', a);
+  }
+  return args;
+}
+
+export function conmonExecArgs(o: ConmonExecOptions): string[] {
+  const args = [...commonArgs(o), '-e', '--exec-process-spec', o.processSpecPath];
+  if (o.conmonPidFile) args.push('--conmon-pidfile', o.conmonPidFile);
+  return args;
+}
+
+interface SyncMessage {
+  data: number;
+  message?: string;
+}
+
+/** Reads newline-separated JSON messages that conmon writes on the sync pipe. */
+function syncReader(stream: Readable): () => Promise<SyncMessage | undefined> {
+  let buf = '';
+  const queue: (SyncMessage | undefined)[] = [];
+  const waiters: ((m: SyncMessage | undefined) => void)[] = [];
+  let ended = false;
+  const push = (m: SyncMessage | undefined) => {
+    const w = waiters.shift();
+    if (w) w(m);
+    else queue.push(m);
+  };
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    buf += chunk;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (!line) continue;
+      try {
+        push(JSON.parse(line) as SyncMessage);
+      } catch {
+        push({ data: -1, message: `conmon wrote an unreadable sync message: ${line}` });
+      }
+    }
+  });
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    push(undefined);
+    while (waiters.length > 0) waiters.shift()!(undefined);
+  };
+  stream.on('end', end);
+  stream.on('close', end);
+  stream.on('error', end);
+  return () => {
+    if (queue.length > 0) return Promise.resolve(queue.shift());
+    if (ended) return Promise.resolve(undefined);
+    return new Promise((r) => waiters.push(r));
+  };
+}
+
+/**
+ * Starts conmon, which double-forks, runs `<runtime> create` (or `exec`) and reports the pid on
+ * the sync pipe (fd 3, `_OCI_SYNCPIPE`). The start pipe (fd 4, `_OCI_STARTPIPE`) releases conmon
+ * once we are ready (podman moves conmon into a cgroup at that point; we have nothing to do).
+ * On failure the runtime's message is classified into 125/126/127 errors.
+ */
+async function launch(args: string[], o: ConmonCommonOptions, keepForExit: boolean): Promise<ConmonStarted> {
+  const child = spawn(o.conmonPath, args, {
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
+    env: { ...process.env, _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4' },
+    signal: o.signal,
+    detached: true,
+  });
+  const stderr: Buffer[] = [];
+  child.stderr!.on('data', (d: Buffer) => stderr.push(d));
+  const sync = child.stdio[3] as Readable;
+  const start = child.stdio[4] as Writable;
+  const next = syncReader(sync);
+  const spawnError = new Promise<never>((_, reject) => child.once('error', reject));
+  spawnError.catch(() => {});
+  start.on('error', () => {});
+  start.end('0');
+  const cleanup = () => {
+    sync.destroy();
+    child.stderr!.destroy();
+    child.unref();
+  };
+  let msg: SyncMessage | undefined;
+  try {
+    msg = await Promise.race([next(), spawnError]);
+  } catch (err) {
+    cleanup();
+    throw new OciRuntimeError(`conmon for ${o.containerId} failed to start: ${(err as Error).message}`, {
+      containerId: o.containerId,
+      cause: err,
+    });
+  }
+  if (!msg || msg.data < 0) {
+    // Wait for conmon's parent to exit so its stderr is complete.
+    await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+    cleanup();
+    const text =
+      msg?.message ?? (Buffer.concat(stderr).toString('utf8').trim() || 'conmon exited without a pid');
+    throw classifyRuntimeError(text, o.containerId);
+  }
+  const pid = msg.data;
+  if (!keepForExit) {
+    cleanup();
+    return { pid };
+  }
+  child.stderr!.destroy();
+  child.unref();
+  const execExit = next().then((m) => {
+    sync.destroy();
+    if (!m) throw new OciRuntimeError(`conmon for exec in ${o.containerId} closed without an exit status`);
+    return m.data;
+  });
+  execExit.catch(() => {});
+  return { pid, execExit, detachSync: () => (sync as Socket).unref() };
+}
+
+export function conmonCreate(o: ConmonCreateOptions): Promise<ConmonStarted> {
+  return launch(conmonCreateArgs(o), o, false);
+}
+
+export function conmonExec(o: ConmonExecOptions): Promise<ConmonStarted> {
+  return launch(conmonExecArgs(o), o, true);
+}
