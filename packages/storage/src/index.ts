@@ -17,6 +17,14 @@ export {
 } from './fs/resolve-in-root.js';
 export { DEFAULT_LIMITS, type LayerLimits } from './archive/limits.js';
 export { createDriver, DRIVER_NAMES } from './drivers/registry.js';
+export {
+  type ApplyLayerOptions,
+  type ApplyLayerResult,
+  applyLayer,
+  OPAQUE_MARKER,
+  WHITEOUT_PREFIX,
+} from './archive/apply.js';
+export { type Compression, type DecompressOptions, decompress, detectCompression } from './archive/decompress.js';
 export type {
   ApplyDiffOptions,
   ApplyDiffProgress,
