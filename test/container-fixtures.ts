@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
 
 export const BUSYBOX = '/bin/busybox';
 const APPLETS = [
@@ -64,8 +65,8 @@ export interface TestEnv {
 }
 
 /** A temp dir with root, runRoot and a busybox rootfs; cleanup kills and removes everything left. */
-export async function makeTestEnv(prefix = 'lpts-'): Promise<TestEnv> {
-  const dir = await mkdtemp(join('/tmp', prefix));
+export async function makeTestEnv(label = 'container'): Promise<TestEnv> {
+  const dir = await makeTempDir(label);
   const root = join(dir, 'root');
   const runRoot = join(dir, 'run');
   const rootfs = await makeBusyboxRootfs(join(dir, 'rootfs'));
@@ -108,7 +109,7 @@ export async function makeTestEnv(prefix = 'lpts-'): Promise<TestEnv> {
         } catch {}
       }
       runtimeDelete();
-      await rm(dir, { recursive: true, force: true });
+      await removeTempDir(dir);
     },
   };
 }
