@@ -21,6 +21,7 @@ export default defineConfig({
     setupFiles: [src('./test/rig/setup-leak-check.ts')],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    reporters: ['default'],
+    // The summary line (`N passed, N failed, N skipped`) is what CI reads.
+    reporters: ['default', src('./test/rig/summary-reporter.ts')],
   },
 });

@@ -35,3 +35,16 @@ export type { AccessEntry, MintOptions, TokenRequestRecord } from './token-serve
 export { parseScope } from './token-server.js';
 export type { ImageSchemaName, ImageSpecValidator } from './schemas.js';
 export { loadImageSpecValidator, specSchemasDir } from './schemas.js';
+export type { HostLock } from './host-lock.js';
+export { acquireHostLock, LOCK_PATH } from './host-lock.js';
+export type { ExtraPathKind, HostSnapshot, Leak, LeakKind } from './leaks.js';
+export {
+  diffSnapshots,
+  findLeaks,
+  formatLeaks,
+  LEAK_KINDS,
+  registerLeakCheckPath,
+  snapshotHost,
+} from './leaks.js';
+export type { ProbeResult, SkipUnless } from './probes.js';
+export { probeCriu, probeCrun, probeOverlay, probeRoot, probeRunc, skipUnless } from './probes.js';

@@ -7,7 +7,10 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Ajv04 from 'ajv-draft-04';
+import ajvDraft04 from 'ajv-draft-04';
+
+// A CommonJS module: under NodeNext its default import is module.exports, whose .default is the class.
+const Ajv04 = ajvDraft04.default;
 
 /** Where the spec schemas live: $LIBPOD_TS_SPEC_SCHEMAS, else ../shared/spec-schemas from the repo root. */
 export function specSchemasDir(): string {

@@ -1,0 +1,118 @@
+import { spawn } from 'node:child_process';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { findLeaks, type Leak, registerLeakCheckPath, snapshotHost } from './leaks.js';
+import { probeRoot, skipUnless } from './probes.js';
+import { makeTempDir, removeTempDir } from './tmp.js';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const { describe: asRoot } = skipUnless(await probeRoot());
+
+const has = (leaks: Leak[], kind: Leak['kind'], text: string) =>
+  leaks.some((l) => l.kind === kind && l.description.includes(text));
+
+describe('leak check', () => {
+  it('takes a snapshot cheaply', async () => {
+    await snapshotHost();
+    const t = performance.now();
+    await snapshotHost();
+    // Two snapshots per test file; the budget for both is 200 ms.
+    expect(performance.now() - t).toBeLessThan(100);
+  });
+
+  asRoot('detector', () => {
+    it('names each kind of deliberately leaked host object, and nothing once it is cleaned up', async () => {
+      const tag = `${process.pid % 100000}`;
+      const netns = `libpod-ts-leaktest-${tag}`;
+      const vethA = `lptl${tag}a`;
+      const vethB = `lptl${tag}b`;
+      const chain = `LPT-LEAKTEST-${tag}`;
+      const state = await makeTempDir('leak-state');
+      const runcRoot = join(state, 'runc');
+      const ipamDir = join(state, 'ipam');
+      await mkdir(join(runcRoot, 'already-there'), { recursive: true });
+      registerLeakCheckPath('runcRoot', runcRoot);
+      registerLeakCheckPath('cniIpamDir', ipamDir);
+
+      const before = await snapshotHost();
+      const leaked = await makeTempDir('leak-victim');
+      const mnt = join(leaked, 'mnt');
+      await mkdir(mnt);
+      const fakeConmon = join(leaked, 'conmon');
+      await copyFile('/bin/sleep', fakeConmon);
+      const proc = spawn(fakeConmon, ['300'], { stdio: 'ignore' });
+      try {
+        await execa('mount', ['-t', 'tmpfs', 'leaktest', mnt]);
+        await execa('ip', ['netns', 'add', netns]);
+        await execa('ip', ['link', 'add', vethA, 'type', 'veth', 'peer', 'name', vethB]);
+        await execa('iptables', ['-w', '-N', chain]);
+        await execa('iptables', ['-w', '-A', chain, '-j', 'RETURN']);
+        await mkdir(join(runcRoot, 'leaky-ctr'));
+        await mkdir(join(ipamDir, 'rignet'), { recursive: true });
+        await writeFile(join(ipamDir, 'rignet', '10.99.0.2'), 'ctr\neth0');
+        await writeFile(join(ipamDir, 'rignet', 'lock'), '');
+
+        const leaks = await findLeaks(before, 0);
+        expect(has(leaks, 'tempdir', leaked)).toBe(true);
+        expect(has(leaks, 'mount', `${mnt} (tmpfs`)).toBe(true);
+        expect(has(leaks, 'netns', netns)).toBe(true);
+        expect(has(leaks, 'mount', `/run/netns/${netns} (nsfs`)).toBe(true);
+        expect(has(leaks, 'interface', vethA)).toBe(true);
+        expect(has(leaks, 'interface', vethB)).toBe(true);
+        expect(has(leaks, 'iptables', `chain ${chain}`)).toBe(true);
+        expect(has(leaks, 'iptables', `rule -A ${chain} -j RETURN`)).toBe(true);
+        expect(has(leaks, 'process', `pid ${proc.pid} conmon`)).toBe(true);
+        expect(has(leaks, 'runc', 'container leaky-ctr')).toBe(true);
+        expect(has(leaks, 'runc', 'already-there')).toBe(false);
+        expect(has(leaks, 'cni-ipam', 'IP 10.99.0.2 reserved')).toBe(true);
+        expect(has(leaks, 'cni-ipam', 'lock')).toBe(false);
+      } finally {
+        proc.kill('SIGKILL');
+        await new Promise((r) =>
+          proc.exitCode !== null || proc.signalCode !== null ? r(null) : proc.once('exit', r),
+        );
+        await execa('umount', [mnt], { reject: false });
+        await execa('ip', ['netns', 'delete', netns], { reject: false });
+        await execa('ip', ['link', 'delete', vethA], { reject: false });
+        await execa('iptables', ['-w', '-F', chain], { reject: false });
+        await execa('iptables', ['-w', '-X', chain], { reject: false });
+        await rm(join(runcRoot, 'leaky-ctr'), { recursive: true, force: true });
+        await rm(join(ipamDir, 'rignet', '10.99.0.2'), { force: true });
+        await removeTempDir(leaked);
+      }
+      expect(await findLeaks(before, 1000)).toEqual([]);
+      await removeTempDir(state);
+    });
+  });
+
+  it('fails a test file that leaks, naming the leak, and the summary line counts it', async () => {
+    const out = await makeTempDir('leak-fixture');
+    const outFile = join(out, 'leaked-path');
+    try {
+      const r = await execa(
+        'npx',
+        ['vitest', 'run', '--config', 'test/rig/fixtures/vitest.leaky.config.ts', '--color=false'],
+        {
+          cwd: repoRoot,
+          reject: false,
+          all: true,
+          // This file holds the host lock; the child must not wait for it.
+          env: { LEAKY_FIXTURE_OUT: outFile, LIBPOD_TS_LEAK_LOCK: '0', LIBPOD_TS_LEAK_CHECK: 'fail' },
+          timeout: 50_000,
+        },
+      );
+      const leakedDir = await readFile(outFile, 'utf8').catch(() => '');
+      if (leakedDir) await removeTempDir(leakedDir);
+      expect(leakedDir).toContain('libpod-ts-test-deliberate-leak-');
+      expect(r.exitCode).not.toBe(0);
+      expect(r.all).toContain('leak check: this test file left 1 thing(s) on the host');
+      expect(r.all).toContain(`tempdir: ${leakedDir}`);
+      expect(r.all).toMatch(/^1 passed, 1 failed, 0 skipped$/m);
+    } finally {
+      await removeTempDir(out);
+    }
+  });
+});
