@@ -1,0 +1,97 @@
+/**
+ * One real run: the generated config.json (Podman's defaults: namespaces, seccomp, capabilities,
+ * masked paths, clamped rlimits, cgroupfs path) accepted by runc on this host.
+ */
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { specFromImage } from './from-image.js';
+import { hostRlimits } from './rlimits.js';
+import { makeBusyboxRootfs } from './test-helpers.js';
+
+const RUNC = ['/usr/sbin/runc', '/usr/bin/runc', '/usr/local/bin/runc', '/usr/local/sbin/runc'].find((p) =>
+  existsSync(p),
+);
+const reason =
+  process.getuid?.() !== 0
+    ? 'needs root'
+    : !RUNC
+      ? 'runc not installed'
+      : !existsSync('/bin/busybox')
+        ? 'no /bin/busybox'
+        : undefined;
+if (reason) console.log(`skipping the runc run: ${reason}`);
+
+describe.skipIf(reason !== undefined)('runc runs the generated config', () => {
+  let dir: string;
+  const id = `libpod-ts-spec-${process.pid}-${Date.now().toString(36)}`;
+  beforeAll(async () => {
+    dir = await makeTempDir('spec-runc');
+    await makeBusyboxRootfs(join(dir, 'rootfs'), [
+      'sh',
+      'true',
+      'id',
+      'cat',
+      'grep',
+      'tail',
+      'hostname',
+      'pwd',
+    ]);
+    await writeFile(
+      join(dir, 'rootfs/etc/passwd'),
+      'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n',
+    );
+    await writeFile(join(dir, 'rootfs/etc/group'), 'root:x:0:\nwheel:x:10:app\napp:x:1000:\n');
+  });
+  afterAll(async () => {
+    if (RUNC) await execa(RUNC, ['delete', '-f', id], { reject: false });
+    await removeTempDir(dir);
+  });
+
+  it('exits 0 with the expected id, limits, capabilities and an lo-only network namespace', async () => {
+    const script = [
+      'id',
+      'ulimit -n',
+      'grep -E "^(CapBnd|CapEff|NoNewPrivs|Seccomp):" /proc/self/status',
+      'tail -n +3 /proc/net/dev',
+      'hostname',
+      'pwd',
+    ].join('; ');
+    const spec = await specFromImage(
+      { config: { Cmd: ['/bin/sh', '-c', script], WorkingDir: '/w' } },
+      join(dir, 'rootfs'),
+      {
+        user: 'app',
+        capAdd: ['NET_RAW'],
+        containerId: id,
+        hooksDirs: [],
+      },
+    );
+    await writeFile(join(dir, 'config.json'), JSON.stringify(spec));
+    const r = await execa(RUNC!, ['run', '--bundle', dir, id], {
+      reject: false,
+      timeout: 30_000,
+      stdin: 'ignore',
+    });
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe('uid=1000(app) gid=1000(app) groups=10(wheel),1000(app)');
+    const nofile = hostRlimits().get('RLIMIT_NOFILE');
+    expect(lines[1]).toBe(String(Math.min(1048576, nofile?.hard ?? 1048576)));
+    // Non-root with --cap-add NET_RAW: the bounding set is Podman's default plus NET_RAW, the
+    // effective set only NET_RAW (bit 13).
+    expect(lines).toContain('CapBnd:\t00000000800425fb');
+    expect(lines).toContain('CapEff:\t0000000000002000');
+    expect(lines).toContain('Seccomp:\t2');
+    const netdevs = lines
+      .filter((l) => /^\s*[\w.-]+:\s+\d+\s+\d+/.test(l))
+      .map((l) => l.trim().split(':')[0]);
+    expect(netdevs).toEqual(['lo']);
+    expect(lines).toContain(id.slice(0, 12));
+    expect(lines.at(-1)).toBe('/w');
+  });
+});
