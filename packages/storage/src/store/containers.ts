@@ -56,52 +56,45 @@ const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 export async function createContainer(ctx: Ctx, opts: CreateContainerOptions): Promise<ContainerRecord> {
   const id = opts.id ?? newId();
   assertId('container ID', id);
+  let created: ContainerRecord | undefined;
   if (opts.name !== undefined && (!NAME.test(opts.name) || opts.name.length > 253)) {
     throw new InvalidStoreArgumentError('container name', JSON.stringify(opts.name));
   }
-  const pre = await ctx.db.transaction(async (tx) => {
-    if (await tx.has(K.container(id))) throw new NameInUseError(id, `container ${id}`);
-    if (opts.name !== undefined) await assertNameFree(tx, opts.name);
-    if (opts.image === undefined) return { imageId: null, top: undefined };
-    const img = await lookupImageTx(tx, opts.image);
-    return { imageId: img.id, top: img.topLayer ?? undefined };
-  }, opts.signal);
-  const { layer } = await createLayer(ctx, { parent: pre.top, kind: 'container', signal: opts.signal });
-  try {
-    return await ctx.db.transaction(async (tx) => {
+  let imageId: string | null = null;
+  const { layer } = await createLayer(ctx, {
+    kind: 'container',
+    signal: opts.signal,
+    // One transaction to check the names and resolve the image, one to publish the container.
+    resolveParent: async (tx) => {
       if (await tx.has(K.container(id))) throw new NameInUseError(id, `container ${id}`);
       if (opts.name !== undefined) await assertNameFree(tx, opts.name);
-      if (pre.imageId !== null && !(await tx.has(K.image(pre.imageId)))) {
-        throw new ContainerNotFoundError(`image ${pre.imageId} was removed while creating the container`);
+      if (opts.image === undefined) return undefined;
+      const img = await lookupImageTx(tx, opts.image);
+      imageId = img.id;
+      return img.topLayer ?? undefined;
+    },
+    onComplete: async (tx, l) => {
+      if (await tx.has(K.container(id))) throw new NameInUseError(id, `container ${id}`);
+      if (opts.name !== undefined) await assertNameFree(tx, opts.name);
+      if (imageId !== null && !(await tx.has(K.image(imageId)))) {
+        throw new ContainerNotFoundError(`image ${imageId} was removed while creating the container`);
       }
       const rec: ContainerRecord = {
         id,
         names: opts.name !== undefined ? [opts.name] : [],
-        imageId: pre.imageId,
-        layerId: layer.id,
+        imageId,
+        layerId: l.id,
         created: nowIso(),
         ...(opts.metadata !== undefined ? { metadata: opts.metadata } : {}),
       };
       tx.put(K.container(id), rec);
       if (opts.name !== undefined) tx.put(K.containerName(opts.name), id);
-      if (pre.imageId !== null) tx.put(K.containerByImage(pre.imageId, id), '');
-      return rec;
-    });
-  } catch (err) {
-    await deleteLayerQuiet(ctx, layer.id);
-    throw err;
-  }
-}
-
-async function deleteLayerQuiet(ctx: Ctx, layerId: string): Promise<void> {
-  const owner = currentOwner();
-  const l = await ctx.db.transaction(async (tx) => {
-    const cur = await getLayerTx(tx, layerId);
-    if (cur?.state !== 'complete') return undefined;
-    markDeleting(tx, cur, owner);
-    return cur;
+      if (imageId !== null) tx.put(K.containerByImage(imageId, id), '');
+      created = rec;
+    },
   });
-  if (l) await finishDelete(ctx, l, owner);
+  void layer;
+  return created!;
 }
 
 async function assertNameFree(tx: Tx, name: string): Promise<void> {

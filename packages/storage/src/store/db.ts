@@ -3,9 +3,9 @@
  *
  * LevelDB admits one opener at a time: `open()` takes an fcntl lock on `<db>/LOCK` and fails with
  * LEVEL_LOCKED while another process (or another handle in this process) holds it. The kernel
- * drops an fcntl lock when its holder dies, so a transaction that opens the database, works,
- * writes one atomic batch and closes it is a critical section whose lock can never be orphaned —
- * Podman's per-operation database access, with the lock for free.
+ * drops an fcntl lock when its holder dies, so holding the database open IS holding the store's
+ * lock, and a lock can never be orphaned by a crash — Podman's per-operation database access,
+ * with the lock for free.
  *
  * Contract of {@link MetaDb.transaction}:
  * - `fn` runs with the database open and exclusively ours (no other process or handle can open it);
@@ -17,10 +17,15 @@
  * - `fn` must be short: no extraction, no network, only records. Long work happens between
  *   transactions, guarded by records that name their owner (see owner.ts).
  *
- * Waiting: in-process callers queue on a promise chain (per database path, shared by all Store
- * objects in the process); across processes we retry the open with jittered backoff until
- * `lockTimeoutMs`, then throw StoreLockTimeoutError.
+ * Handing the lock over: opening LevelDB costs 2-20 ms (it turns the previous log into a table and
+ * syncs), so after a transaction the handle stays open for `lingerMs` in case this process has
+ * more work, but only while nobody else wants it: a process that finds the database locked
+ * touches `<db>.want`, and a holder that sees that file touched since it opened the database
+ * closes it after the current transaction. Waiters retry the open with jittered backoff until
+ * `lockTimeoutMs`, then throw StoreLockTimeoutError. Transactions of one MetaDb run one at a time
+ * in call order.
  */
+import { stat, utimes, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Level } from 'level';
 import type { z } from 'zod';
@@ -38,12 +43,6 @@ export interface Tx {
   keys(prefix: string, opts?: { limit?: number }): Promise<string[]>;
 }
 
-export interface MetaDbOptions {
-  lockTimeoutMs?: number;
-}
-
-const queues = new Map<string, Promise<unknown>>();
-
 const DELETED = Symbol('deleted');
 
 function isLocked(err: unknown): boolean {
@@ -53,33 +52,95 @@ function isLocked(err: unknown): boolean {
 
 export interface TxStats {
   transactions: number;
+  /** Times the database was opened (each one is a lock acquisition). */
+  opens: number;
+  /** Failed open attempts because another holder had the lock. */
   openRetries: number;
 }
 
+export interface MetaDbOptions {
+  lockTimeoutMs?: number;
+  /** Keep the database open this long after a transaction when nobody else waits (default 10 ms). */
+  lingerMs?: number;
+}
+
 export class MetaDb {
-  readonly stats: TxStats = { transactions: 0, openRetries: 0 };
+  readonly stats: TxStats = { transactions: 0, opens: 0, openRetries: 0 };
   private readonly lockTimeoutMs: number;
+  private readonly lingerMs: number;
+  private readonly wantPath: string;
+  private handle: Level<string, Json> | undefined;
+  private acquiredAt = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private pending = 0;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private lastWantTouch = 0;
 
   constructor(
     readonly path: string,
     opts: MetaDbOptions = {},
   ) {
     this.lockTimeoutMs = opts.lockTimeoutMs ?? 120_000;
+    this.lingerMs = opts.lingerMs ?? 10;
+    this.wantPath = `${path}.want`;
   }
 
   /** Run `fn` as one critical section (see the module contract). */
   transaction<T>(fn: (tx: Tx) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const prev = queues.get(this.path) ?? Promise.resolve();
-    const run = prev.then(
-      () => this.runExclusive(fn, signal),
-      () => this.runExclusive(fn, signal),
+    this.pending++;
+    const run = this.queue.then(() => this.exec(fn, signal));
+    this.queue = run.then(
+      () => this.afterTx(),
+      () => this.afterTx(),
     );
-    const tail = run.catch(() => undefined);
-    queues.set(this.path, tail);
-    void tail.then(() => {
-      if (queues.get(this.path) === tail) queues.delete(this.path);
-    });
     return run;
+  }
+
+  /** Close the handle if open (waits for queued transactions). Idempotent. */
+  async close(): Promise<void> {
+    const done = this.queue.then(() => this.closeHandle());
+    this.queue = done.catch(() => undefined);
+    await done;
+  }
+
+  private async afterTx(): Promise<void> {
+    this.pending--;
+    if (!this.handle) return;
+    if (this.lingerMs <= 0 || (await this.othersWant())) return this.closeHandle();
+    if (this.pending > 0) return;
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = setTimeout(() => {
+      this.lingerTimer = undefined;
+      if (this.pending > 0) return;
+      this.queue = this.queue
+        .then(() => (this.pending > 0 ? undefined : this.closeHandle()))
+        .catch(() => undefined);
+    }, this.lingerMs);
+    this.lingerTimer.unref();
+  }
+
+  private async othersWant(): Promise<boolean> {
+    try {
+      return (await stat(this.wantPath)).mtimeMs >= this.acquiredAt - 1;
+    } catch {
+      return false;
+    }
+  }
+
+  private async closeHandle(): Promise<void> {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    const h = this.handle;
+    this.handle = undefined;
+    if (h) await h.close();
+  }
+
+  private async signalWant(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastWantTouch < 2) return;
+    this.lastWantTouch = now;
+    const t = new Date(now);
+    await utimes(this.wantPath, t, t).catch(() => writeFile(this.wantPath, '').catch(() => undefined));
   }
 
   private async open(signal?: AbortSignal): Promise<Level<string, Json>> {
@@ -90,6 +151,8 @@ export class MetaDb {
       const db = new Level<string, Json>(this.path, { valueEncoding: 'json' });
       try {
         await db.open();
+        this.stats.opens++;
+        this.acquiredAt = Date.now();
         return db;
       } catch (err) {
         if (!isLocked(err)) {
@@ -98,62 +161,67 @@ export class MetaDb {
         const waited = Date.now() - started;
         if (waited >= this.lockTimeoutMs) throw new StoreLockTimeoutError(this.path, waited, { cause: err });
         this.stats.openRetries++;
+        await this.signalWant();
         // Jitter keeps waiting processes from retrying in lock step.
         await sleep(delay * (0.5 + Math.random()), undefined, { signal });
-        delay = Math.min(delay * 2, 20);
+        delay = Math.min(delay * 2, 8);
       }
     }
   }
 
-  private async runExclusive<T>(fn: (tx: Tx) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const db = await this.open(signal);
-    try {
-      this.stats.transactions++;
-      const pending = new Map<string, Json | typeof DELETED>();
-      const parse = <V>(key: string, value: unknown, schema: z.ZodType<V>): V => {
-        const r = schema.safeParse(value);
-        if (!r.success) throw new CorruptRecordError(key, { cause: r.error });
-        return r.data;
-      };
-      const tx: Tx = {
-        async get(key, schema) {
-          if (pending.has(key)) {
-            const v = pending.get(key);
-            return v === DELETED ? undefined : parse(key, v, schema);
-          }
-          const v = await db.get(key);
-          return v === undefined ? undefined : parse(key, v, schema);
-        },
-        async has(key) {
-          if (pending.has(key)) return pending.get(key) !== DELETED;
-          return (await db.get(key)) !== undefined;
-        },
-        put(key, value) {
-          pending.set(key, value);
-        },
-        del(key) {
-          pending.set(key, DELETED);
-        },
-        async range(prefix, schema, opts) {
-          const entries = await db
-            .iterator({ gte: prefix, lt: `${prefix}\uffff`, limit: opts?.limit ?? -1 })
-            .all();
-          return entries.map(([k, v]) => [k, parse(k, v, schema)] as [string, typeof schema._output]);
-        },
-        async keys(prefix, opts) {
-          return db.keys({ gte: prefix, lt: `${prefix}\uffff`, limit: opts?.limit ?? -1 }).all();
-        },
-      };
-      const result = await fn(tx);
-      if (pending.size > 0) {
-        const ops = [...pending].map(([key, value]) =>
-          value === DELETED ? { type: 'del' as const, key } : { type: 'put' as const, key, value },
-        );
+  private async exec<T>(fn: (tx: Tx) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    if (!this.handle) this.handle = await this.open(signal);
+    const db = this.handle;
+    this.stats.transactions++;
+    const pending = new Map<string, Json | typeof DELETED>();
+    const parse = <V>(key: string, value: unknown, schema: z.ZodType<V>): V => {
+      const r = schema.safeParse(value);
+      if (!r.success) throw new CorruptRecordError(key, { cause: r.error });
+      return r.data;
+    };
+    const tx: Tx = {
+      async get(key, schema) {
+        if (pending.has(key)) {
+          const v = pending.get(key);
+          return v === DELETED ? undefined : parse(key, v, schema);
+        }
+        const v = await db.get(key);
+        return v === undefined ? undefined : parse(key, v, schema);
+      },
+      async has(key) {
+        if (pending.has(key)) return pending.get(key) !== DELETED;
+        return (await db.get(key)) !== undefined;
+      },
+      put(key, value) {
+        pending.set(key, value);
+      },
+      del(key) {
+        pending.set(key, DELETED);
+      },
+      async range<V>(prefix: string, schema: z.ZodType<V>, opts?: { limit?: number }) {
+        const entries = await db
+          .iterator({ gte: prefix, lt: `${prefix}\uffff`, limit: opts?.limit ?? -1 })
+          .all();
+        return entries.map(([k, v]) => [k, parse(k, v, schema)] as [string, V]);
+      },
+      async keys(prefix, opts) {
+        return db.keys({ gte: prefix, lt: `${prefix}\uffff`, limit: opts?.limit ?? -1 }).all();
+      },
+    };
+    const result = await fn(tx);
+    if (pending.size > 0) {
+      const ops = [...pending].map(([key, value]) =>
+        value === DELETED ? { type: 'del' as const, key } : { type: 'put' as const, key, value },
+      );
+      try {
         await db.batch(ops);
+      } catch (err) {
+        await this.closeHandle().catch(() => undefined);
+        throw err;
       }
-      return result;
-    } finally {
-      await db.close();
     }
+    return result;
   }
 }

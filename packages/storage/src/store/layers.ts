@@ -65,6 +65,10 @@ export interface CreateLayerOptions {
   onProgress?: (p: LayerProgress) => void;
   /** @internal container layers */
   kind?: 'image' | 'container';
+  /** @internal runs first in the claiming transaction; returns the parent (overrides `parent`). */
+  resolveParent?: (tx: Tx) => Promise<string | undefined>;
+  /** @internal runs in the completing transaction (e.g. writes the container record). */
+  onComplete?: (tx: Tx, layer: LayerRecord) => Promise<void>;
 }
 
 export interface CreateLayerResult {
@@ -87,23 +91,25 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
   if (opts.id !== undefined) assertId('layer ID', opts.id);
   const owner = currentOwner();
   let id = opts.id;
+  let parentId = opts.parent;
   for (;;) {
     signal?.throwIfAborted();
     const claim = await ctx.db.transaction<Claim>(async (tx) => {
       let parentChainID: string | undefined;
-      if (opts.parent !== undefined) {
-        const parent = await requireCompleteLayer(tx, opts.parent);
+      if (opts.resolveParent) parentId = await opts.resolveParent(tx);
+      if (parentId !== undefined) {
+        const parent = await requireCompleteLayer(tx, parentId);
         parentChainID = parent.chainID;
       }
       if (id === undefined) {
         id =
-          opts.expectedDiffID !== undefined && (opts.parent === undefined || parentChainID !== undefined)
+          opts.expectedDiffID !== undefined && (parentId === undefined || parentChainID !== undefined)
             ? hexOf(chainIdOf(parentChainID, opts.expectedDiffID))
             : newId();
       }
       const existing = await getLayerTx(tx, id);
       if (existing?.state === 'complete') {
-        if (existing.parent !== (opts.parent ?? null)) {
+        if (existing.parent !== (parentId ?? null)) {
           throw new LayerInUseError(id, ['a layer with this ID but another parent']);
         }
         if (opts.lease !== undefined) await addLeaseRef(tx, opts.lease, id);
@@ -113,7 +119,7 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
       // New, or left behind by a dead writer/deleter: take it over.
       const rec: LayerRecord = {
         id,
-        parent: opts.parent ?? null,
+        parent: parentId ?? null,
         state: 'incomplete',
         owner,
         kind: opts.kind ?? 'image',
@@ -137,7 +143,7 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
     const layerId = id!;
     try {
       if (claim.takeover) await ctx.driver.removeLayer(layerId);
-      await ctx.driver.createLayer(layerId, opts.parent);
+      await ctx.driver.createLayer(layerId, parentId);
       let diffID: string | undefined;
       let uncompressedSize = 0;
       let size = 0;
@@ -153,7 +159,7 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
         });
         plain.on('error', (err) => hasher.destroy(err));
         plain.pipe(hasher);
-        const res = await ctx.driver.applyDiff(layerId, opts.parent, hasher, {
+        const res = await ctx.driver.applyDiff(layerId, parentId, hasher, {
           signal,
           limits: opts.limits,
           onProgress: opts.onProgress
@@ -177,7 +183,7 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
           throw new LayerNotFoundError(layerId, 'taken over by another process while being written');
         }
         const chainID =
-          diffID !== undefined && (opts.parent === undefined || claim.parentChainID !== undefined)
+          diffID !== undefined && (parentId === undefined || claim.parentChainID !== undefined)
             ? chainIdOf(claim.parentChainID, diffID)
             : undefined;
         const done: LayerRecord = {
@@ -197,6 +203,7 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
           tx.put(K.layerByChain(chainID), layerId);
         }
         if (opts.lease !== undefined) await addLeaseRef(tx, opts.lease, layerId);
+        await opts.onComplete?.(tx, done);
         return done;
       });
       return { layer: layer, created: true };

@@ -28,7 +28,7 @@ import {
   unmountLayer,
 } from './containers.js';
 import { type Ctx, getLayerTx } from './context.js';
-import { MetaDb } from './db.js';
+import { MetaDb, type TxStats } from './db.js';
 import {
   type CreateImageOptions,
   type DeleteImageResult,
@@ -75,6 +75,11 @@ export interface StoreOptions {
   driver: DriverName | Driver;
   /** How long an operation waits for the database lock held by other processes (default 120 s). */
   lockTimeoutMs?: number;
+  /**
+   * How long the database (the store's lock) stays open after a call when no other process
+   * waits for it (default 10 ms; 0 closes after every transaction).
+   */
+  lingerMs?: number;
   signal?: AbortSignal;
 }
 
@@ -90,7 +95,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     typeof opts.driver === 'string' ? createDriver(opts.driver, { home: layout.driverHome }) : opts.driver;
   const probe = await driver.probe();
   if (!probe.ok) throw new DriverUnavailableError(driver.name, probe.reason ?? 'probe failed');
-  const db = new MetaDb(layout.db, { lockTimeoutMs: opts.lockTimeoutMs });
+  const db = new MetaDb(layout.db, { lockTimeoutMs: opts.lockTimeoutMs, lingerMs: opts.lingerMs });
   await db.transaction(async (tx) => {
     const meta = await tx.get(K.meta, StoreMetaSchema);
     if (!meta) {
@@ -140,7 +145,7 @@ export class Store implements AsyncDisposable {
   }
 
   /** Database transaction statistics of this process (for benchmarks). */
-  get stats(): { transactions: number; openRetries: number } {
+  get stats(): TxStats {
     return { ...this.ctx.db.stats };
   }
 
@@ -176,6 +181,7 @@ export class Store implements AsyncDisposable {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.inflight]);
+    await this.ctx.db.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

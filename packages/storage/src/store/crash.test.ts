@@ -1,0 +1,153 @@
+/**
+ * Crash safety and multi-process use, with real child processes: a writer or deleter killed with
+ * SIGKILL mid-operation, then the next open repairs; several processes churning one store.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openStore } from './store.js';
+import { DirTestDriver } from './testing/dir-driver.js';
+import { digestOf, makeTar, streamOf } from './testing/tars.js';
+
+const WORKER = fileURLToPath(new URL('./testing/worker.ts', import.meta.url));
+
+let dir: string;
+const children: ChildProcess[] = [];
+
+beforeEach(async () => {
+  dir = await makeTempDir('store-crash');
+});
+afterEach(async () => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await removeTempDir(dir);
+});
+
+const root = () => join(dir, 'root');
+const runRoot = () => join(dir, 'run');
+const open = () =>
+  openStore({ root: root(), runRoot: runRoot(), driver: new DirTestDriver(join(root(), 'vfs')) });
+
+function startWorker(
+  mode: string,
+  extra: object = {},
+): { child: ChildProcess; waitFor: (line: string) => Promise<void>; done: Promise<string> } {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      WORKER,
+      mode,
+      JSON.stringify({ root: root(), runRoot: runRoot(), driver: 'dir', ...extra }),
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  children.push(child);
+  let out = '';
+  let err = '';
+  const waiters: Array<[string, () => void]> = [];
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    for (const [line, resolve] of waiters) if (out.includes(`${line}\n`)) resolve();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const done = new Promise<string>((resolve, reject) =>
+    child.on('exit', (code, sig) =>
+      code === 0 || sig === 'SIGKILL'
+        ? resolve(out)
+        : reject(new Error(`worker ${mode} exited ${code}: ${err}`)),
+    ),
+  );
+  return {
+    child,
+    done,
+    waitFor: (line) =>
+      new Promise<void>((resolve, reject) => {
+        waiters.push([line, resolve]);
+        child.on('exit', () => reject(new Error(`worker exited before "${line}": ${err}`)));
+      }),
+  };
+}
+
+async function kill(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+describe('crash safety (SIGKILL)', () => {
+  it('a writer killed mid-layer leaves an incomplete layer that the next open removes', async () => {
+    (await open()).close();
+    const w = startWorker('slow-layer');
+    await w.waitFor('writing');
+    const peek = await open(); // the writer is alive: its layer is in progress, not removed
+    expect(peek.recovered).toEqual([]);
+    expect((await peek.check()).problems).toEqual([]);
+    await peek.close();
+    await kill(w.child);
+    const store = await open();
+    expect(store.recovered.map((p) => p.kind)).toEqual(['dead-writer-layer']);
+    expect(await store.listLayers()).toEqual([]);
+    expect(await readdir(join(root(), 'vfs'))).toEqual([]);
+    expect((await store.check()).problems).toEqual([]);
+    await store.close();
+  });
+
+  it('a deleter killed mid-delete leaves a deleting layer that the next open finishes', async () => {
+    const s = await open();
+    const tar = await makeTar([{ name: 'a', content: 'a' }]);
+    const { layer } = await s.createLayer({ tar: streamOf(tar), expectedDiffID: digestOf(tar) });
+    await s.close();
+    const w = startWorker('stuck-delete', { layer: layer.id });
+    await w.waitFor('deleting');
+    const mid = await open();
+    // Hidden from lookups while being deleted, and not yet removed (its deleter is alive).
+    expect(await mid.layerByChainID(layer.chainID!)).toBeUndefined();
+    expect((await mid.listLayers()).length).toBe(0);
+    expect(mid.recovered).toEqual([]);
+    expect(await readdir(join(root(), 'vfs'))).toEqual([layer.id]);
+    await mid.close();
+    await kill(w.child);
+    const store = await open();
+    expect(store.recovered.map((p) => p.kind)).toEqual(['dead-writer-layer']);
+    expect(await store.layerByChainID(layer.chainID!)).toBeUndefined();
+    expect(await readdir(join(root(), 'vfs'))).toEqual([]);
+    expect((await store.check()).problems).toEqual([]);
+    await store.close();
+  });
+});
+
+describe('many processes, one store', () => {
+  it('4 processes creating and deleting container layers concurrently: zero errors, no leftovers', async () => {
+    const s = await open();
+    const tar = await makeTar([
+      { name: 'etc/', type: 'directory' },
+      { name: 'etc/os', content: 'x' },
+    ]);
+    const { layer } = await s.createLayer({ tar: streamOf(tar), expectedDiffID: digestOf(tar) });
+    await s.createImage({
+      config: Buffer.from('{"os":"linux"}'),
+      topLayer: layer.id,
+      names: ['localhost/base:1'],
+    });
+    const workers = Array.from({ length: 4 }, () => startWorker('churn', { image: 'base:1', count: 15 }));
+    const outs = await Promise.all(workers.map((w) => w.done));
+    const results = outs.map(
+      (o) => JSON.parse(o.trim().split('\n').pop()!) as { errors: number; messages: string[] },
+    );
+    expect(results.flatMap((r) => r.messages)).toEqual([]);
+    expect(results.reduce((a, r) => a + r.errors, 0)).toBe(0);
+    expect(await s.listContainers()).toEqual([]);
+    expect((await s.listLayers()).map((l) => l.id)).toEqual([layer.id]);
+    expect((await s.check()).problems).toEqual([]);
+    await s.deleteImage('base:1');
+    await s.close();
+  });
+});
