@@ -40,9 +40,16 @@ async function main(): Promise<void> {
     const home = join(root, driverName === 'dir' ? 'vfs' : driverName);
     const driver = driverName === 'dir' ? new DirTestDriver(home) : createDriver(driverName, { home });
     const store = await openStore({ root, runRoot, driver });
-    const tar = await makeTar([{ name: 'etc/', type: 'directory' }, { name: 'etc/os-release', content: 'ID=bench\n' }]);
+    const tar = await makeTar([
+      { name: 'etc/', type: 'directory' },
+      { name: 'etc/os-release', content: 'ID=bench\n' },
+    ]);
     const { layer } = await store.createLayer({ tar: streamOf(tar), expectedDiffID: digestOf(tar) });
-    await store.createImage({ config: Buffer.from('{"os":"linux"}'), topLayer: layer.id, names: ['localhost/bench:1'] });
+    await store.createImage({
+      config: Buffer.from('{"os":"linux"}'),
+      topLayer: layer.id,
+      names: ['localhost/bench:1'],
+    });
     const t0 = performance.now();
     const results = await Promise.all(
       Array.from(
@@ -51,7 +58,13 @@ async function main(): Promise<void> {
           new Promise<Result>((resolve, reject) => {
             const child = spawn(
               process.execPath,
-              ['--import', 'tsx', WORKER, 'churn', JSON.stringify({ root, runRoot, driver: driverName, image: 'bench:1', count })],
+              [
+                '--import',
+                'tsx',
+                WORKER,
+                'churn',
+                JSON.stringify({ root, runRoot, driver: driverName, image: 'bench:1', count }),
+              ],
               { stdio: ['ignore', 'pipe', 'inherit'] },
             );
             let out = '';
@@ -59,7 +72,9 @@ async function main(): Promise<void> {
               out += d.toString();
             });
             child.on('exit', (code) =>
-              code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as Result) : reject(new Error(`worker exit ${code}`)),
+              code === 0
+                ? resolve(JSON.parse(out.trim().split('\n').pop()!) as Result)
+                : reject(new Error(`worker exit ${code}`)),
             );
           }),
       ),
