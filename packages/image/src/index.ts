@@ -76,3 +76,55 @@ export type {
   TransportRegistry,
   TryReuseOptions,
 } from './types.js';
+export { copy, copyWithProgress, type CopyOptions, type CopyResult } from './copy/copy.js';
+export { type ImageInspection, inspectImage, listTags } from './copy/inspect.js';
+export { digestBytes, VerifyingStream, verifyBytes } from './digest/digest.js';
+export {
+  convertIndex,
+  convertManifest,
+  detectManifestMediaType,
+  formatPlatform,
+  hostPlatform,
+  MAX_CONFIG_SIZE,
+  MAX_MANIFEST_SIZE,
+  type ParsedImageManifest,
+  type ParsedIndex,
+  type ParsedManifest,
+  parseImageConfig,
+  parseManifest,
+  parsePlatform,
+  selectPlatform,
+} from './manifest/parse.js';
+export {
+  DEFAULT_DOMAIN,
+  ImageName,
+  isShortName,
+  parseDockerRef,
+  parseNormalizedNamed,
+  parseReference,
+} from './reference/parse.js';
+export {
+  findRegistry,
+  loadRegistriesConf,
+  parseRegistriesConf,
+  type PullSource,
+  pullSources,
+  type RegistriesConf,
+  RegistriesConfSchema,
+  type RegistryEntry,
+  type RegistryMirror,
+  resolveShortName,
+} from './reference/registries-conf.js';
+export { RegistryClient, type RegistryClientOptions } from './registry/client.js';
+export { type Credentials, getCredentials } from './registry/credentials.js';
+export { type Challenge, parseWwwAuthenticate } from './registry/www-authenticate.js';
+export { defaultTransports, parseImageName } from './transports/defaults.js';
+export { DirReference, dirTransport } from './transports/dir/transport.js';
+export { DockerReference, dockerTransport } from './transports/docker/transport.js';
+export {
+  DockerArchiveReference,
+  DockerArchiveWriter,
+  dockerArchiveTransport,
+} from './transports/docker-archive/transport.js';
+export { OciArchiveReference, ociArchiveTransport } from './transports/oci-archive/transport.js';
+export { OciLayoutReference, ociLayoutTransport } from './transports/oci-layout/transport.js';

@@ -251,8 +251,9 @@ function encode(doc: unknown): Uint8Array {
 export function convertManifest(m: ParsedImageManifest, target: string, object = 'manifest'): Uint8Array {
   if (target === MediaTypes.dockerManifest) {
     const layers = m.layers.map((l) => {
-      const mediaType =
-        m.format === 'docker' ? l.mediaType : (OCI_TO_DOCKER_LAYER[l.mediaType] ?? unsupported(l.mediaType));
+      const mediaType = l.mediaType.startsWith('application/vnd.docker.')
+        ? l.mediaType
+        : (OCI_TO_DOCKER_LAYER[l.mediaType] ?? unsupported(l.mediaType));
       const d: Descriptor = { mediaType, size: l.size, digest: l.digest };
       if (l.urls) d.urls = l.urls;
       return d;
@@ -266,13 +267,16 @@ export function convertManifest(m: ParsedImageManifest, target: string, object =
   }
   if (target === MediaTypes.ociManifest) {
     const layers = m.layers.map((l) => {
-      const mediaType = m.format === 'oci' ? l.mediaType : (DOCKER_TO_OCI_LAYER[l.mediaType] ?? l.mediaType);
+      const mediaType = DOCKER_TO_OCI_LAYER[l.mediaType] ?? l.mediaType;
       return { ...l, mediaType };
     });
     const doc: Record<string, unknown> = {
       schemaVersion: 2,
       mediaType: MediaTypes.ociManifest,
-      config: { ...m.config, mediaType: m.format === 'docker' ? MediaTypes.ociConfig : m.config.mediaType },
+      config: {
+        ...m.config,
+        mediaType: m.config.mediaType === MediaTypes.dockerConfig ? MediaTypes.ociConfig : m.config.mediaType,
+      },
       layers,
     };
     if (m.annotations) doc.annotations = m.annotations;

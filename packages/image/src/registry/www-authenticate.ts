@@ -25,7 +25,6 @@ const MAX_HEADER = 8192;
 
 export function parseWwwAuthenticate(header: string, object = 'WWW-Authenticate'): Challenge[] {
   if (header.length > MAX_HEADER) throw new AuthChallengeError(object, 'header too long');
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\x00-\x08\x0a-\x1f\x7f]/.test(header))
     throw new AuthChallengeError(object, 'control characters in header');
   let s = header;
