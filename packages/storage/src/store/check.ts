@@ -212,7 +212,11 @@ export async function check(ctx: Ctx, signal?: AbortSignal): Promise<CheckReport
   for (const name of await listDir(ctx.layout.images)) {
     if (!s.images.has(name)) add('orphan-image-dir', name, 'image blob directory without a record');
   }
-  for (const name of await listDir(ctx.driver.home)) {
+  // Where the driver keeps one entry per layer: the directory holding the ID in layerDir().
+  const probeId = '0'.repeat(64);
+  const sample = ctx.driver.layerDir(probeId);
+  const layersHome = sample.slice(0, Math.max(0, sample.indexOf(probeId) - 1));
+  for (const name of await listDir(layersHome)) {
     if (/^[a-f0-9]{64}$/.test(name) && !s.layers.has(name) && (await ctx.driver.exists(name))) {
       add('orphan-layer-files', name, 'driver files without a layer record');
     }

@@ -9,7 +9,6 @@ import { fileURLToPath } from 'node:url';
 import { makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore } from './store.js';
-import { DirTestDriver } from './testing/dir-driver.js';
 import { digestOf, makeTar, streamOf } from './testing/tars.js';
 
 const WORKER = fileURLToPath(new URL('./testing/worker.ts', import.meta.url));
@@ -27,8 +26,7 @@ afterEach(async () => {
 
 const root = () => join(dir, 'root');
 const runRoot = () => join(dir, 'run');
-const open = () =>
-  openStore({ root: root(), runRoot: runRoot(), driver: new DirTestDriver(join(root(), 'vfs')) });
+const open = () => openStore({ root: root(), runRoot: runRoot(), driver: 'vfs' });
 
 function startWorker(
   mode: string,
@@ -41,7 +39,7 @@ function startWorker(
       'tsx',
       WORKER,
       mode,
-      JSON.stringify({ root: root(), runRoot: runRoot(), driver: 'dir', ...extra }),
+      JSON.stringify({ root: root(), runRoot: runRoot(), driver: 'vfs', ...extra }),
     ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -95,7 +93,7 @@ describe('crash safety (SIGKILL)', () => {
     const store = await open();
     expect(store.recovered.map((p) => p.kind)).toEqual(['dead-writer-layer']);
     expect(await store.listLayers()).toEqual([]);
-    expect(await readdir(join(root(), 'vfs'))).toEqual([]);
+    expect(await readdir(join(root(), 'vfs', 'dir'))).toEqual([]);
     expect((await store.check()).problems).toEqual([]);
     await store.close();
   });
@@ -112,15 +110,37 @@ describe('crash safety (SIGKILL)', () => {
     expect(await mid.layerByChainID(layer.chainID!)).toBeUndefined();
     expect((await mid.listLayers()).length).toBe(0);
     expect(mid.recovered).toEqual([]);
-    expect(await readdir(join(root(), 'vfs'))).toEqual([layer.id]);
+    expect(await readdir(join(root(), 'vfs', 'dir'))).toEqual([layer.id]);
     await mid.close();
     await kill(w.child);
     const store = await open();
     expect(store.recovered.map((p) => p.kind)).toEqual(['dead-writer-layer']);
     expect(await store.layerByChainID(layer.chainID!)).toBeUndefined();
-    expect(await readdir(join(root(), 'vfs'))).toEqual([]);
+    expect(await readdir(join(root(), 'vfs', 'dir'))).toEqual([]);
     expect((await store.check()).problems).toEqual([]);
     await store.close();
+  });
+});
+
+describe('killed at any instant', () => {
+  it('a pull/commit/remove loop killed at random points always leaves a store that repairs clean', async () => {
+    (await open()).close();
+    for (let round = 0; round < 5; round++) {
+      const w = startWorker('image-loop');
+      await w.waitFor('tick');
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 300));
+      await kill(w.child);
+      const store = await open();
+      const report = await store.repair();
+      expect(report.remaining, `round ${round}`).toEqual([]);
+      const again = await store.check();
+      expect(again.problems, `round ${round}`).toEqual([]);
+      // Whatever survived is consistent and removable.
+      for (const c of await store.listContainers()) await store.deleteContainer(c.id, { force: true });
+      for (const img of await store.listImages()) await store.deleteImage(img.id);
+      expect(await store.listLayers(), `round ${round}`).toEqual([]);
+      await store.close();
+    }
   });
 });
 

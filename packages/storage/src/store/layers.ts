@@ -23,6 +23,7 @@ import {
   hexOf,
   newId,
   nowIso,
+  parentChainTx,
   requireCompleteLayer,
 } from './context.js';
 import { bootId, currentOwner, ownerAlive } from './owner.js';
@@ -81,7 +82,7 @@ const POLL_MS = 50;
 
 type Claim =
   | { kind: 'exists'; layer: LayerRecord }
-  | { kind: 'claimed'; takeover: boolean; parentChainID: string | undefined }
+  | { kind: 'claimed'; takeover: boolean; parentChainID: string | undefined; chain: string[] }
   | { kind: 'wait' };
 
 /** Create (or find) a layer; see CreateLayerOptions. */
@@ -96,10 +97,12 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
     signal?.throwIfAborted();
     const claim = await ctx.db.transaction<Claim>(async (tx) => {
       let parentChainID: string | undefined;
+      let chain: string[] = [];
       if (opts.resolveParent) parentId = await opts.resolveParent(tx);
       if (parentId !== undefined) {
         const parent = await requireCompleteLayer(tx, parentId);
         parentChainID = parent.chainID;
+        if (opts.tar) chain = [...(await parentChainTx(tx, parent)), parent.id];
       }
       if (id === undefined) {
         id =
@@ -130,7 +133,7 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
       }
       tx.put(K.layer(id), rec);
       if (rec.parent !== null) tx.put(K.ref(rec.parent, holder.layer(id)), '');
-      return { kind: 'claimed', takeover: existing !== undefined, parentChainID };
+      return { kind: 'claimed', takeover: existing !== undefined, parentChainID, chain };
     }, signal);
     if (claim.kind === 'exists') {
       opts.tar?.destroy();
@@ -162,6 +165,7 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
         const res = await ctx.driver.applyDiff(layerId, parentId, hasher, {
           signal,
           limits: opts.limits,
+          parentChain: claim.chain,
           onProgress: opts.onProgress
             ? (p) => opts.onProgress?.({ bytes: p.bytes, entries: p.entries })
             : undefined,

@@ -5,6 +5,8 @@
  *   slow-layer     create a layer from a tar that never ends; prints `writing` once bytes flow
  *   stuck-delete   delete layer `layer`; the driver's removeLayer prints `deleting` and hangs
  *   churn          `count` times: create a container on `image`, delete it; prints a JSON summary
+ *   image-loop     forever: pull-like image creation (leased layers, image commit, lease release),
+ *                  a container mounted and removed, the image deleted; prints `tick` per round
  * The parent kills the first two with SIGKILL at the printed point.
  */
 import { Readable } from 'node:stream';
@@ -12,7 +14,7 @@ import { createDriver } from '../../drivers/registry.js';
 import type { Driver } from '../../drivers/types.js';
 import { openStore } from '../store.js';
 import { DirTestDriver } from './dir-driver.js';
-import { makeTar } from './tars.js';
+import { digestOf, makeTar } from './tars.js';
 
 interface Opts {
   root: string;
@@ -62,6 +64,32 @@ async function main(): Promise<void> {
     await store.createLayer({ tar });
   } else if (mode === 'stuck-delete') {
     await store.deleteLayer(opts.layer!);
+  } else if (mode === 'image-loop') {
+    for (let i = 0; ; i++) {
+      const lease = await store.createLease();
+      const t1 = await makeTar([{ name: 'a', content: `a${i % 3}` }]);
+      const t2 = await makeTar([{ name: 'b', content: `b${i}` }]);
+      const l1 = await store.createLayer({ tar: Readable.from([t1]), expectedDiffID: digestOf(t1), lease });
+      const l2 = await store.createLayer({
+        parent: l1.layer.id,
+        tar: Readable.from([t2]),
+        expectedDiffID: digestOf(t2),
+        lease,
+      });
+      const img = await store.createImage({
+        config: Buffer.from(JSON.stringify({ os: 'linux', i })),
+        manifest: Buffer.from(JSON.stringify({ schemaVersion: 2, i })),
+        topLayer: l2.layer.id,
+        names: [`localhost/loop:${i}`],
+      });
+      await store.releaseLease(lease);
+      const c = await store.createContainer({ image: img.id });
+      await store.mount(c.id);
+      await store.unmount(c.id);
+      await store.deleteContainer(c.id);
+      await store.deleteImage(img.id);
+      process.stdout.write('tick\n');
+    }
   } else if (mode === 'churn') {
     const started = performance.now();
     let errors = 0;
