@@ -64,6 +64,8 @@ export const TmpfsMountSchema = z.strictObject({
   destination: ContainerPath,
   size: z.number().int().positive().optional(),
   mode: z.number().int().min(0).max(0o7777).optional(),
+  /** Copy the image's content at the destination into the tmpfs (default true, as Podman). */
+  copyUp: z.boolean().optional(),
   options: MountOptionList,
 });
 

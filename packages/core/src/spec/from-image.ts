@@ -173,7 +173,7 @@ export async function specFromImage(
   else if (o.shmSize) opts.push(withShmSize(o.shmSize));
   if (o.etcFiles) opts.push(withEtcFiles(o.etcFiles, o.readOnly));
   if (o.readOnly && o.readOnlyTmpfs) {
-    for (const d of ['/run', '/tmp', '/var/tmp']) opts.push(withTmpfs(d, { options: ['tmpcopyup'] }));
+    for (const d of ['/run', '/tmp', '/var/tmp']) opts.push(withTmpfs(d));
   }
   for (const m of o.mounts) {
     if (m.type === 'bind') {
@@ -186,7 +186,9 @@ export async function specFromImage(
         }),
       );
     } else if (m.type === 'tmpfs') {
-      opts.push(withTmpfs(m.destination, { size: m.size, mode: m.mode, options: m.options }));
+      opts.push(
+        withTmpfs(m.destination, { size: m.size, mode: m.mode, copyUp: m.copyUp, options: m.options }),
+      );
     } else {
       opts.push(withBindMount(m.source, m.destination, { readOnly: m.readOnly, options: m.options }));
     }

@@ -102,10 +102,12 @@ export interface TmpfsOptions {
   size?: number;
   /** Octal mode of the tmpfs root (default 1777 for tmpfs mounts, like Docker). */
   mode?: number;
+  /** Copy what the image has at the destination into the tmpfs (runc/crun `tmpcopyup`; default true, as Podman's --tmpfs). */
+  copyUp?: boolean;
   options?: readonly string[];
 }
 
-/** A tmpfs mount, with Podman's default options (rw, rprivate, nosuid, nodev). */
+/** A tmpfs mount, with Podman's default options (rw, rprivate, nosuid, nodev, tmpcopyup). */
 export function withTmpfs(destination: string, opts: TmpfsOptions = {}): SpecOpt {
   if (opts.size !== undefined && (!Number.isInteger(opts.size) || opts.size <= 0)) {
     throw new InvalidSpecOptionError('tmpfs size', `${opts.size} is not a positive integer`);
@@ -117,6 +119,7 @@ export function withTmpfs(destination: string, opts: TmpfsOptions = {}): SpecOpt
     'rprivate',
     'nosuid',
     'nodev',
+    ...(opts.copyUp === false ? [] : ['tmpcopyup']),
     ...(opts.options ?? []),
   ];
   return withMount({ destination, type: 'tmpfs', source: 'tmpfs', options });
