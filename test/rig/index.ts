@@ -48,3 +48,4 @@ export {
 } from './leaks.js';
 export type { ProbeResult, SkipUnless } from './probes.js';
 export { probeCriu, probeCrun, probeOverlay, probeRoot, probeRunc, skipUnless } from './probes.js';
+export { ensurePodmanReference, PODMAN_CONTAINERS_CONF, PODMAN_REFERENCE_CONF } from './podman.js';
