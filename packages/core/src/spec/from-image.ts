@@ -2,7 +2,12 @@
  * `specFromImage`: the whole Podman-like pipeline, composed from the SpecOpts in order.
  */
 import { existsSync } from 'node:fs';
-import { ImageVolumeUnmountedError, InvalidSpecOptionError, NoCommandError } from '../errors.js';
+import {
+  ImageVolumeUnmountedError,
+  InvalidSpecOptionError,
+  InvalidWorkdirError,
+  NoCommandError,
+} from '../errors.js';
 import { CONTAINER_ENV_VALUE, DEFAULT_CAPABILITIES, DEFAULT_PATH, defaultSpec } from './defaults.js';
 import { type CreateOptionsInput, parseCreateOptions } from './create-options.js';
 import { generateSpec } from './generate.js';
@@ -111,14 +116,12 @@ export async function specFromImage(
 
   const user = await resolveUser(rootfs, merged.user, { groups: o.groups ?? [] });
   signal?.throwIfAborted();
-  const cwd =
-    merged.workdir === '' || merged.workdir === '/'
-      ? '/'
-      : await resolveWorkdir(rootfs, merged.workdir, {
-          create: o.createWorkdir,
-          uid: user.uid,
-          gid: user.gid,
-        });
+  // A dry run first: the directory is only created once everything else succeeded, so a
+  // failing option leaves the rootfs untouched.
+  const hasWorkdir = merged.workdir !== '' && merged.workdir !== '/';
+  const cwd = hasWorkdir
+    ? await resolveWorkdir(rootfs, merged.workdir, { create: false, allowMissing: o.createWorkdir })
+    : '/';
   signal?.throwIfAborted();
 
   const ns = o.namespaces ?? {};
@@ -241,5 +244,15 @@ export async function specFromImage(
   opts.push(withSortedMounts());
   opts.push(withHooksFromDirs(o.hooksDirs ?? DEFAULT_HOOKS_DIRS));
 
-  return generateSpec(defaultSpec(), ...opts);
+  const spec = await generateSpec(defaultSpec(), ...opts);
+  signal?.throwIfAborted();
+  if (hasWorkdir && o.createWorkdir) {
+    const created = await resolveWorkdir(rootfs, merged.workdir, { uid: user.uid, gid: user.gid });
+    if (created !== cwd)
+      throw new InvalidWorkdirError(
+        merged.workdir,
+        `changed while the spec was generated (${cwd} → ${created})`,
+      );
+  }
+  return spec;
 }

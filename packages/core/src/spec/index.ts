@@ -178,8 +178,10 @@ export {
   parsePasswd,
   readRootfsFile,
   resolveUser,
+  type WithUserOptions,
+  withUser,
 } from './user.js';
-export { type WorkdirOptions, resolveWorkdir } from './workdir.js';
+export { type WorkdirOptions, resolveWorkdir, withWorkdir } from './workdir.js';
 export {
   GroupNotFoundError,
   HookConfigError,

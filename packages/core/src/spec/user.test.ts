@@ -159,3 +159,31 @@ async function removeAndLink(p: string, target: string) {
   await rm(p, { recursive: true, force: true });
   await symlink(target, p);
 }
+
+describe('withUser', () => {
+  it('numeric without a rootfs, names need one, objects are range-checked', async () => {
+    const { generateSpec } = await import('./generate.js');
+    const { withUser } = await import('./user.js');
+    expect((await generateSpec(undefined, withUser('7:8'))).process?.user).toEqual({
+      uid: 7,
+      gid: 8,
+      umask: 0o022,
+    });
+    expect(
+      (await generateSpec(undefined, withUser({ uid: 1, gid: 2, additionalGids: [3] }))).process?.user,
+    ).toMatchObject({
+      uid: 1,
+      gid: 2,
+      additionalGids: [3],
+    });
+    await expect(generateSpec(undefined, withUser('app'))).rejects.toMatchObject({
+      code: 'ERR_INVALID_USER',
+    });
+    await expect(generateSpec(undefined, withUser('4294967296'))).rejects.toMatchObject({
+      code: 'ERR_INVALID_USER',
+    });
+    await expect(generateSpec(undefined, withUser({ uid: 2 ** 32, gid: 0 }))).rejects.toMatchObject({
+      code: 'ERR_INVALID_USER',
+    });
+  });
+});

@@ -13,6 +13,8 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { resolveInRoot } from '@libpod-ts/storage';
 import { GroupNotFoundError, InvalidUserError, RootfsFileError, UserNotFoundError } from '../errors.js';
+import { ensureProcess } from './generate.js';
+import type { SpecOpt } from './types.js';
 
 export const MAX_ID = 2 ** 31 - 1;
 const MAX_DB_SIZE = 16 * 1024 * 1024;
@@ -185,4 +187,43 @@ export async function resolveUser(
   const out: ResolvedUser = { uid, gid, additionalGids, home: entry?.home || '/' };
   if (entry) out.username = entry.name;
   return out;
+}
+
+export interface WithUserOptions extends ResolveUserOptions {
+  /** The rootfs whose /etc/passwd and /etc/group resolve names; without it only numeric ids work. */
+  rootfs?: string;
+}
+
+/**
+ * Set the process user: `{ uid, gid, additionalGids }` as given, or a `user[:group]` string
+ * resolved in `opts.rootfs` (see {@link resolveUser}); without a rootfs only `uid[:gid]`.
+ */
+export function withUser(
+  user: string | { uid: number; gid: number; additionalGids?: number[] },
+  opts: WithUserOptions = {},
+): SpecOpt {
+  return async (spec) => {
+    let u: { uid: number; gid: number; additionalGids: number[] };
+    if (typeof user === 'object') {
+      for (const id of [user.uid, user.gid, ...(user.additionalGids ?? [])]) {
+        if (!Number.isInteger(id) || id < 0 || id > MAX_ID)
+          throw new InvalidUserError(String(id), `not in 0..${MAX_ID}`);
+      }
+      u = { uid: user.uid, gid: user.gid, additionalGids: [...(user.additionalGids ?? [])] };
+    } else if (opts.rootfs) {
+      u = await resolveUser(opts.rootfs, user, opts);
+    } else {
+      const [a = '', b] = user.split(':');
+      const uid = parseId(a, 'uid', user);
+      const gid = b === undefined ? 0 : parseId(b, 'gid', user);
+      if (uid === undefined || gid === undefined || (opts.groups ?? []).length > 0) {
+        throw new InvalidUserError(user, 'names and groups need a rootfs to resolve them');
+      }
+      u = { uid, gid, additionalGids: [] };
+    }
+    const p = ensureProcess(spec);
+    p.user = { ...p.user, uid: u.uid, gid: u.gid };
+    if (u.additionalGids.length > 0) p.user.additionalGids = u.additionalGids;
+    else delete p.user.additionalGids;
+  };
 }

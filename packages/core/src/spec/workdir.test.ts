@@ -69,3 +69,39 @@ describe('working directory (CVE-2024-21626)', () => {
     expect(await resolveWorkdir(rootfs, 'rel/dir')).toBe('/rel/dir');
   });
 });
+
+describe('workdir creation is the last step', () => {
+  it('a failing option leaves the rootfs untouched', async () => {
+    const dir = await makeTempDir('spec-workdir-late');
+    try {
+      const rootfs = join(dir, 'rootfs');
+      await mkdir(rootfs);
+      await expect(
+        specFromImage({ config: { Cmd: ['x'], WorkingDir: '/new/dir', Volumes: { '/v': {} } } }, rootfs, {
+          hooksDirs: [],
+        }),
+      ).rejects.toMatchObject({ code: 'ERR_IMAGE_VOLUME_UNMOUNTED' });
+      await expect(
+        specFromImage({ config: { Cmd: ['x'], WorkingDir: '/new/dir' } }, rootfs, {
+          devices: [{ path: '/nonexistent-device' }],
+          hooksDirs: [],
+        }),
+      ).rejects.toMatchObject({ code: 'ERR_INVALID_SPEC_OPTION' });
+      await expect(lstat(join(rootfs, 'new'))).rejects.toMatchObject({ code: 'ENOENT' });
+      const spec = await specFromImage({ config: { Cmd: ['x'], WorkingDir: '/new/dir' } }, rootfs, {
+        hooksDirs: [],
+      });
+      expect(spec.process?.cwd).toBe('/new/dir');
+      expect((await stat(join(rootfs, 'new/dir'))).isDirectory()).toBe(true);
+      await expect(
+        specFromImage({ config: { Cmd: ['x'], WorkingDir: '/other' } }, rootfs, {
+          createWorkdir: false,
+          hooksDirs: [],
+        }),
+      ).rejects.toMatchObject({ code: 'ERR_INVALID_WORKDIR' });
+      await expect(lstat(join(rootfs, 'other'))).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await removeTempDir(dir);
+    }
+  });
+});

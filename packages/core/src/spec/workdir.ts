@@ -12,11 +12,15 @@ import { lstat, lchown, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { resolveInRoot } from '@libpod-ts/storage';
 import { InvalidWorkdirError } from '../errors.js';
+import { ensureProcess } from './generate.js';
 import { isForbiddenCwd } from './opts/process.js';
+import type { SpecOpt } from './types.js';
 
 export interface WorkdirOptions {
   /** Create missing directories (default true). */
   create?: boolean;
+  /** With `create: false`: return the path even when directories are missing (a dry run). */
+  allowMissing?: boolean;
   /** Owner of directories we create (default root). */
   uid?: number;
   gid?: number;
@@ -63,7 +67,10 @@ export async function resolveWorkdir(
     });
     if (st?.isDirectory()) continue;
     if (st) throw new InvalidWorkdirError(workdir, `${inContainer} is not a directory`);
-    if (opts.create === false) throw new InvalidWorkdirError(workdir, `${inContainer} does not exist`);
+    if (opts.create === false) {
+      if (opts.allowMissing) break;
+      throw new InvalidWorkdirError(workdir, `${inContainer} does not exist`);
+    }
     try {
       await mkdir(cur, { mode: 0o755 });
       await lchown(cur, opts.uid ?? 0, opts.gid ?? 0);
@@ -76,4 +83,11 @@ export async function resolveWorkdir(
     }
   }
   return inContainer;
+}
+
+/** Set `process.cwd` to `workdir` resolved (and created) inside `rootfs`; see {@link resolveWorkdir}. */
+export function withWorkdir(rootfs: string, workdir: string, opts: WorkdirOptions = {}): SpecOpt {
+  return async (spec) => {
+    ensureProcess(spec).cwd = await resolveWorkdir(rootfs, workdir, opts);
+  };
 }
