@@ -487,3 +487,14 @@ function paxBody(recs: Record<string, string>): Buffer {
   return Buffer.from(parts.join(''));
 }
 void rel;
+
+describe('applyLayer: xattr policy', () => {
+  it('user.* xattrs on a symlink (refused by Linux) are skipped and counted, not fatal', async (ctx) => {
+    if (!isRoot) ctx.skip();
+    const r = await apply([
+      { name: 'l', type: 'symlink', linkname: 'x', pax: { 'SCHILY.xattr.user.a': 'b' } },
+    ]);
+    expect(r.xattrsSkipped).toBe(1);
+    expect(fs.lstatSync(path.join(root, 'l')).isSymbolicLink()).toBe(true);
+  });
+});

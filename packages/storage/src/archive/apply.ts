@@ -61,6 +61,8 @@ export interface ApplyLayerResult {
   /** Regular-file bytes written. */
   size: number;
   entries: number;
+  /** xattrs skipped because the file system or object refused them (EPERM/ENOTSUP). */
+  xattrsSkipped: number;
 }
 
 const O_NEW_FILE =
@@ -104,7 +106,7 @@ export async function applyLayer(
     a.cleanup();
   }
   opts.onProgress?.({ bytes: reader.bytesIn, entries });
-  return { size, entries };
+  return { size, entries, xattrsSkipped: a.xattrsSkipped };
 }
 
 /** Normalise an archive path to components inside the root; throws on escape. */
@@ -120,6 +122,23 @@ export function normaliseEntryPath(name: string): string[] {
     out.push(c);
   }
   return out;
+}
+
+/** The process umask without process.umask()'s set-and-restore race. */
+function readUmask(): number {
+  try {
+    const m = /^Umask:\s+([0-7]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number.parseInt(m[1]!, 8);
+  } catch {
+    // not Linux /proc: assume the strictest answer, so fchmod always runs
+  }
+  return 0o777;
+}
+
+/** @napi-rs/xattr reports errno only in its message: "... (os error N)". */
+function isPermOrNotSup(err: unknown): boolean {
+  const m = /\(os error (\d+)\)/.exec(String((err as { cause?: Error })?.cause?.message ?? ''));
+  return m !== null && (m[1] === '1' || m[1] === '95');
 }
 
 function errno(err: unknown): string | undefined {
@@ -151,6 +170,8 @@ class Applier {
   private readonly opaque: string[] = [];
   private whiteoutProto: string | undefined;
   private whiteoutLinks = 0;
+  xattrsSkipped = 0;
+  private readonly umask = readUmask();
 
   constructor(
     private readonly root: string,
@@ -180,6 +201,8 @@ class Applier {
     switch (e.type) {
       case 'dir':
         this.mkdirEntry(host, e);
+        // a real directory reached without following anything: later children skip the lookup
+        this.dirCache.set(rel, host);
         return;
       case 'file':
         await this.fileEntry(host, e, reader);
@@ -287,13 +310,17 @@ class Applier {
   }
 
   private async fileEntry(host: string, e: TarEntry, reader: TarReader): Promise<void> {
+    // When the final mode survives the umask and has no setuid/setgid/sticky bit (which chown
+    // would clear), create the file with it and save the fchmod.
+    const modeAtOpen = (e.mode & 0o7000) === 0 && (e.mode & this.umask) === 0;
+    const createMode = modeAtOpen ? e.mode : 0o600;
     let fd: number;
     try {
-      fd = fs.openSync(host, O_NEW_FILE, 0o600);
+      fd = fs.openSync(host, O_NEW_FILE, createMode);
     } catch (err) {
       if (errno(err) !== 'EEXIST') throw err;
       this.clear(host, e.name);
-      fd = fs.openSync(host, O_NEW_FILE, 0o600);
+      fd = fs.openSync(host, O_NEW_FILE, createMode);
     }
     try {
       await reader.readBody((chunk) => {
@@ -302,7 +329,7 @@ class Applier {
       });
       fs.fchownSync(fd, e.uid, e.gid);
       // after chown: chown clears setuid/setgid
-      fs.fchmodSync(fd, e.mode);
+      if (!modeAtOpen) fs.fchmodSync(fd, e.mode);
       fs.futimesSync(fd, e.mtime, e.mtime);
     } finally {
       fs.closeSync(fd);
@@ -314,7 +341,14 @@ class Applier {
   private setXattrs(host: string, e: TarEntry): void {
     for (const [k, v] of e.xattrs ?? []) {
       if (k.startsWith('trusted.overlay.')) continue; // layer data must not steer overlayfs
-      lsetxattr(host, k, v);
+      try {
+        lsetxattr(host, k, v);
+      } catch (err) {
+        // Like moby: EPERM/ENOTSUP (user.* on a symlink, fs without xattrs) is skipped, except for
+        // file capabilities, whose loss would silently break the image.
+        if (k === 'security.capability' || !isPermOrNotSup(err)) throw err;
+        this.xattrsSkipped++;
+      }
     }
   }
 
