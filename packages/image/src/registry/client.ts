@@ -88,6 +88,12 @@ const RETRYABLE_NET = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
+/** Destroys a response body we will not read; undici then emits an abort error nobody must see. */
+function discard(body: Readable): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
 function header(h: Res['headers'], name: string): string | undefined {
   const v = h[name];
   return Array.isArray(v) ? v[0] : v;
@@ -328,7 +334,7 @@ export class RegistryClient {
     }
     const cl = Number(header(res.headers, 'content-length') ?? '0');
     if (cl > MAX_TOKEN_SIZE) {
-      res.body.destroy();
+      discard(res.body);
       throw new TooLargeError(object, MAX_TOKEN_SIZE);
     }
     const bytes = await readCapped(res.body, MAX_TOKEN_SIZE, object);
@@ -480,7 +486,7 @@ export class RegistryClient {
       const m = doc.errors?.[0]?.message;
       if (typeof m === 'string') detail = m.slice(0, 200);
     } catch {
-      res.body.destroy();
+      discard(res.body);
     }
     if (res.status === 404) throw new NotFoundError(object);
     if (res.status === 401 || res.status === 403) throw new UnauthorizedError(object, res.status, detail);
@@ -516,7 +522,7 @@ export class RegistryClient {
     if (res.status !== 200) return this.fail(res, object);
     const cl = Number(header(res.headers, 'content-length') ?? '0');
     if (cl > MAX_MANIFEST_SIZE) {
-      res.body.destroy();
+      discard(res.body);
       throw new TooLargeError(object, MAX_MANIFEST_SIZE);
     }
     let bytes: Buffer;
@@ -647,7 +653,7 @@ export class RegistryClient {
     if (res.status === 206 && offset > 0) {
       const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, 'content-range') ?? '');
       if (!cr || Number(cr[1]) !== offset) {
-        res.body.destroy();
+        discard(res.body);
         throw new RegistryError({
           object,
           status: 206,
@@ -674,10 +680,14 @@ export class RegistryClient {
     const first = await this.openBlob(repo, digest, start, options.signal);
     const total = first.total >= 0 ? first.total : (options.size ?? -1);
     if (options.size !== undefined && options.size >= 0 && first.total >= 0 && first.total !== options.size) {
-      first.res.body.destroy();
+      discard(first.res.body);
       throw new SizeMismatchError({ object, expected: options.size, actual: first.total });
     }
     const self = this;
+    // Bodies we hold but may never read (the consumer can destroy the stream before the first
+    // read) must not raise unhandled 'error' events, and are destroyed with the stream.
+    let current = first.res.body;
+    current.on('error', () => {});
     async function* gen(): AsyncGenerator<Buffer> {
       let cur = first;
       let pos = start;
@@ -701,7 +711,7 @@ export class RegistryClient {
             yield c;
           }
         } catch (err) {
-          cur.res.body.destroy();
+          discard(cur.res.body);
           if (err instanceof ImageError) throw err;
           const canResume =
             self.isRetryable(err) ||
@@ -710,6 +720,8 @@ export class RegistryClient {
           if (canResume && !options.signal?.aborted && resumes < self.retries && total >= 0 && pos < total) {
             await self.backoff(resumes++, options.signal);
             cur = await self.openBlob(repo, digest, pos, options.signal);
+            current = cur.res.body;
+            current.on('error', () => {});
             continue;
           }
           throw self.mapNetError(err, object, options.signal);
@@ -719,6 +731,7 @@ export class RegistryClient {
       }
     }
     let stream: Readable = Readable.from(gen(), { objectMode: false, highWaterMark: 1 << 16 });
+    stream.on('close', () => discard(current));
     if (options.verify && start === 0) {
       const v = new VerifyingStream({ digest, size: total, object });
       stream.on('error', (e) => v.destroy(e));
