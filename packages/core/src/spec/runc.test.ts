@@ -3,7 +3,7 @@
  * masked paths, clamped rlimits, cgroupfs path) accepted by runc on this host.
  */
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
 import { execa } from 'execa';
@@ -93,5 +93,59 @@ describe.skipIf(reason !== undefined)('runc runs the generated config', () => {
     expect(netdevs).toEqual(['lo']);
     expect(lines).toContain(id.slice(0, 12));
     expect(lines.at(-1)).toBe('/w');
+  });
+
+  it('accepts a loaded option set: catatonit as PID 1, read-only rootfs, tmpfs, ro bind, limits', async () => {
+    const init = ['/usr/libexec/podman/catatonit', '/usr/bin/catatonit'].find((p) => existsSync(p));
+    if (!init) {
+      console.log('skipping the loaded runc run: catatonit not installed');
+      return;
+    }
+    await writeFile(join(dir, 'data.txt'), 'from the host\n');
+    const script = [
+      'cat /proc/1/cmdline | tr "\\0" " "; echo',
+      'ulimit -n',
+      'grep NoNewPrivs /proc/self/status',
+      'touch /newfile 2>/dev/null && echo rw || echo ro',
+      'touch /scratch/f && echo tmpfs-ok',
+      'cat /data/data.txt',
+      'echo $FOO',
+    ].join('; ');
+    const spec = await specFromImage(
+      { config: { Cmd: ['/bin/sh', '-c', script], Env: ['FOO=bar'] } },
+      join(dir, 'rootfs'),
+      {
+        init: true,
+        initPath: init,
+        readOnly: true,
+        noNewPrivileges: true,
+        mounts: [
+          { type: 'tmpfs', destination: '/scratch', size: 1 << 20 },
+          { type: 'bind', source: join(dir, 'data.txt'), destination: '/data/data.txt', readOnly: true },
+        ],
+        resources: { memory: 64 << 20, pidsLimit: 50, cpus: 0.5, cpuShares: 512 },
+        ulimits: [{ name: 'nofile', soft: 1024, hard: 2048 }],
+        containerId: id,
+        hooksDirs: [],
+      },
+    );
+    await mkdir(join(dir, 'rootfs', 'data'), { recursive: true });
+    await writeFile(join(dir, 'config.json'), JSON.stringify(spec));
+    const r = await execa(RUNC!, ['run', '--bundle', dir, id], {
+      reject: false,
+      timeout: 30_000,
+      stdin: 'ignore',
+    });
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.split('\n')).toEqual([
+      '/run/libpod-ts-init -- /bin/sh -c ' + script + ' ',
+      '1024',
+      'NoNewPrivs:\t1',
+      'ro',
+      'tmpfs-ok',
+      'from the host',
+      'bar',
+    ]);
   });
 });
