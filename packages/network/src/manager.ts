@@ -296,7 +296,7 @@ export class NetworkManager {
       cache: this.#cache,
       signal,
     });
-    await removeMasqChain(list.name, e.containerId);
+    if (!netns) await removeMasqChain(list.name, e.containerId);
     await this.#cache.remove(e.networkName, e.containerId, e.ifName);
   }
 

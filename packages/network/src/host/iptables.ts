@@ -18,10 +18,26 @@ async function ipt(tool: string, args: string[]): Promise<{ code: number; stdout
   return { code: r.code, stdout: r.stdout };
 }
 
-async function chainRules(tool: string, table: string, chain: string): Promise<string[] | undefined> {
-  const r = await ipt(tool, ['-t', table, '-S', chain]);
-  if (r.code !== 0) return undefined;
-  return r.stdout.split('\n').filter((l) => l.startsWith('-A '));
+type Tables = Map<string, Map<string, string[]>>;
+
+/** Parses iptables-save output: table -> chain -> its "-A" lines. Listing never creates a table. */
+async function saveDump(tool: string): Promise<Tables> {
+  const r = await run(`${tool}-save`, []).catch(() => ({ code: 127, stdout: '' }));
+  const out: Tables = new Map();
+  if (r.code !== 0) return out;
+  let table: Map<string, string[]> | undefined;
+  for (const line of r.stdout.split('\n')) {
+    if (line.startsWith('*')) {
+      table = new Map();
+      out.set(line.slice(1).trim(), table);
+    } else if (line.startsWith(':') && table) {
+      table.set(line.slice(1).split(' ')[0]!, []);
+    } else if (line.startsWith('-A ') && table) {
+      const chain = line.split(' ')[1]!;
+      table.get(chain)?.push(line);
+    }
+  }
+  return out;
 }
 
 /** Deletes every rule of `parent` that jumps to `target` (by line number, last first). */
@@ -51,7 +67,7 @@ async function dropChain(tool: string, table: string, chain: string, parents: st
 export async function removeMasqChain(network: string, containerId: string): Promise<void> {
   const chain = masqChainName(network, containerId);
   for (const tool of TOOLS) {
-    if ((await chainRules(tool, 'nat', chain)) === undefined) continue;
+    if (!(await saveDump(tool)).get('nat')?.has(chain)) continue;
     await dropChain(tool, 'nat', chain, ['POSTROUTING']);
   }
 }
@@ -64,26 +80,23 @@ export async function removeMasqChain(network: string, containerId: string): Pro
  */
 export async function pruneSharedChains(): Promise<void> {
   for (const tool of TOOLS) {
-    const dnat = await chainRules(tool, 'nat', 'CNI-HOSTPORT-DNAT');
-    if (dnat !== undefined && dnat.length === 0) {
-      await dropChain(tool, 'nat', 'CNI-HOSTPORT-DNAT', ['PREROUTING', 'OUTPUT']);
-    }
-    if ((await chainRules(tool, 'nat', 'CNI-HOSTPORT-DNAT')) === undefined) {
-      const masq = await chainRules(tool, 'nat', 'CNI-HOSTPORT-MASQ');
-      // Its only rule is the mark match portmap installs once.
-      if (masq?.every((l) => l.includes('--mark'))) {
+    const dump = await saveDump(tool);
+    const nat = dump.get('nat');
+    const dnat = nat?.get('CNI-HOSTPORT-DNAT');
+    if (nat && (dnat === undefined || dnat.length === 0)) {
+      if (dnat) await dropChain(tool, 'nat', 'CNI-HOSTPORT-DNAT', ['PREROUTING', 'OUTPUT']);
+      // Their only rules are the mark/masquerade pair portmap installs once.
+      const masq = nat.get('CNI-HOSTPORT-MASQ');
+      if (masq?.every((l) => l.includes('--mark')))
         await dropChain(tool, 'nat', 'CNI-HOSTPORT-MASQ', ['POSTROUTING']);
-      }
-      const mark = await chainRules(tool, 'nat', 'CNI-HOSTPORT-SETMARK');
-      if (mark?.every((l) => l.includes('MARK'))) {
-        await dropChain(tool, 'nat', 'CNI-HOSTPORT-SETMARK', []);
-      }
+      const mark = nat.get('CNI-HOSTPORT-SETMARK');
+      if (mark?.every((l) => l.includes('MARK'))) await dropChain(tool, 'nat', 'CNI-HOSTPORT-SETMARK', []);
     }
-    const fwd = await chainRules(tool, 'filter', 'CNI-FORWARD');
+    const filter = dump.get('filter');
+    const fwd = filter?.get('CNI-FORWARD');
     if (fwd?.every((l) => / -j CNI-ADMIN$/.test(l))) {
       await dropChain(tool, 'filter', 'CNI-FORWARD', ['FORWARD']);
-      const admin = await chainRules(tool, 'filter', 'CNI-ADMIN');
-      if (admin !== undefined && admin.length === 0) await dropChain(tool, 'filter', 'CNI-ADMIN', []);
+      if (filter?.get('CNI-ADMIN')?.length === 0) await dropChain(tool, 'filter', 'CNI-ADMIN', []);
     }
   }
 }
