@@ -250,7 +250,9 @@ export async function withHostLock<T>(fn: () => Promise<T>): Promise<T> {
       lockDepth--;
     }
   }
-  const lock = await acquireHostLock(30 * 60_000);
+  const lock = await acquireHostLock(30 * 60_000, () =>
+    console.warn('bench: waiting for the host test lock (a test file or another benchmark is running)'),
+  );
   if (!lock) console.warn('bench: could not take the host test lock; timings may include other work');
   lockDepth++;
   try {

@@ -19,8 +19,11 @@ export interface HostLock {
   release(): Promise<void>;
 }
 
-/** Resolves with the lock, or null when it was not obtained within `timeoutMs`. */
-export async function acquireHostLock(timeoutMs: number): Promise<HostLock | null> {
+/**
+ * Resolves with the lock, or null when it was not obtained within `timeoutMs`. `onWait` is called
+ * once if the lock is not free within 2 s (to tell the user why nothing happens).
+ */
+export async function acquireHostLock(timeoutMs: number, onWait?: () => void): Promise<HostLock | null> {
   const secs = Math.max(1, Math.ceil(timeoutMs / 1000));
   const child: ChildProcess = spawn(
     'flock',
@@ -29,6 +32,7 @@ export async function acquireHostLock(timeoutMs: number): Promise<HostLock | nul
       stdio: ['pipe', 'pipe', 'ignore'],
     },
   );
+  const waitTimer = onWait ? setTimeout(onWait, 2000) : undefined;
   const got = await new Promise<boolean>((resolve) => {
     let out = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => {
@@ -38,6 +42,7 @@ export async function acquireHostLock(timeoutMs: number): Promise<HostLock | nul
     child.once('exit', () => resolve(false));
     child.once('error', () => resolve(false));
   });
+  clearTimeout(waitTimer);
   if (!got) {
     child.kill('SIGKILL');
     return null;

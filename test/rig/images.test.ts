@@ -191,6 +191,33 @@ describe('offline busybox OCI image builder', () => {
     expect(image.layers[3]!.size).toBeGreaterThan(3 * 1024 * 1024);
   });
 
+  it('writes raw (hostile) tar entries verbatim, without clean-up or parent dirs', async () => {
+    const evil = await buildBusyboxImage({
+      dir: join(work, 'evil'),
+      compression: 'none',
+      layers: [
+        {
+          kind: 'raw',
+          entries: [
+            { name: '../escape', content: 'x' },
+            { name: '/etc/abs', content: 'y' },
+            { name: 'link', type: 'symlink', linkname: '/etc' },
+            { name: 'link/passwd', content: 'z' },
+            { name: 'f', content: 'with xattr', pax: { 'SCHILY.xattr.user.rig': 'yes' } },
+          ],
+        },
+      ],
+    });
+    const entries = await tarEntries(blobPath(evil.dir, evil.layers[0]!.digest), false);
+    expect(entries.map((e) => [e.name, e.type, e.linkname])).toEqual([
+      ['../escape', 'file', null],
+      ['/etc/abs', 'file', null],
+      ['link', 'symlink', '/etc'],
+      ['link/passwd', 'file', null],
+      ['f', 'file', null],
+    ]);
+  });
+
   it('is reproducible: the same options give the same digests', async () => {
     const dir = join(work, 'repro');
     const opts = { dir, layers: [{ kind: 'busybox' as const }, { kind: 'random' as const, bytes: 100_000 }] };

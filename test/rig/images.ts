@@ -57,7 +57,28 @@ export type RigLayer =
   /** One file of `bytes` incompressible, seeded (reproducible) bytes. */
   | { kind: 'random'; bytes: number; path?: string; seed?: string }
   /** `count` files of `size` seeded bytes each, in sub-dirs of at most 1000 files under `dir`. */
-  | { kind: 'many-files'; count: number; size?: number; dir?: string; seed?: string };
+  | { kind: 'many-files'; count: number; size?: number; dir?: string; seed?: string }
+  /**
+   * Tar headers written verbatim, in order, with no path clean-up and no parent dirs added: for
+   * hostile-layer tests (`../x`, absolute names, links out, duplicates, whiteout tricks).
+   */
+  | { kind: 'raw'; entries: RawTarEntry[] };
+
+export interface RawTarEntry {
+  name: string;
+  type?: 'file' | 'link' | 'symlink' | 'directory' | 'character-device' | 'block-device' | 'fifo';
+  linkname?: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  mtime?: Date;
+  devmajor?: number;
+  devminor?: number;
+  /** File content (type 'file' only). */
+  content?: string | Buffer;
+  /** PAX extended header records for this entry (e.g. `{ 'SCHILY.xattr.user.x': 'y' }`). */
+  pax?: Record<string, string>;
+}
 
 export interface RigUser {
   name: string;
@@ -442,6 +463,24 @@ function layerEntries(
         mtime,
       );
     }
+    case 'raw':
+      return layer.entries.map((e): Entry => {
+        const body = e.content === undefined ? undefined : Buffer.from(e.content);
+        const header: Header = {
+          name: e.name,
+          type: e.type ?? 'file',
+          mode: e.mode ?? (e.type === 'directory' ? 0o755 : 0o644),
+          uid: e.uid ?? 0,
+          gid: e.gid ?? 0,
+          mtime: e.mtime ?? mtime,
+          ...(e.linkname !== undefined ? { linkname: e.linkname } : {}),
+          ...(e.devmajor !== undefined ? { devmajor: e.devmajor } : {}),
+          ...(e.devminor !== undefined ? { devminor: e.devminor } : {}),
+          ...(e.pax ? { pax: e.pax } : {}),
+          ...(body ? { size: body.length } : {}),
+        };
+        return body ? { header, body } : { header };
+      });
     case 'many-files': {
       const base = norm(layer.dir ?? `many${index}`);
       const size = layer.size ?? 64;

@@ -10,6 +10,7 @@ export type {
   OciConfig,
   OciManifest,
   Platform,
+  RawTarEntry,
   RigFile,
   RigGroup,
   RigLayer,

@@ -22,7 +22,11 @@ if (mode !== 'off') {
   // Hooks from setup files wrap the file's own hooks: this beforeAll runs first, the afterAll last.
   beforeAll(async () => {
     if (process.env.LIBPOD_TS_LEAK_LOCK !== '0') {
-      lock = await acquireHostLock(LOCK_WAIT_MS);
+      lock = await acquireHostLock(LOCK_WAIT_MS, () =>
+        console.warn(
+          `leak check: waiting for ${LOCK_PATH}: another test file or benchmark on this host holds it`,
+        ),
+      );
       lockMissing = lock === null;
     }
     if (lockMissing)
