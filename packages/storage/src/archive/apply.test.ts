@@ -350,6 +350,15 @@ describe('applyLayer: duplicates and parser differentials', () => {
     }
   });
 
+  it('syscall failures on hostile names are typed and name the entry', async () => {
+    await expect(apply([{ name: 'x', body: '', pax: { path: 'n'.repeat(300) } }])).rejects.toMatchObject({
+      code: 'ERR_LAYER_APPLY',
+    });
+    await expect(apply([{ name: 'emptylink', type: 'symlink', linkname: '' }])).rejects.toMatchObject({
+      code: 'ERR_LAYER_APPLY',
+    });
+  });
+
   it('unsupported entry types (GNU sparse) are refused, not guessed', async () => {
     const t = buildTar([{ name: 'a', body: 'A' }]);
     t.write('S', 156, 'latin1');
@@ -457,6 +466,19 @@ describe('applyLayer: whiteouts', () => {
     expect(wh.rdev).toBe(0);
     expect(lgetxattr(path.join(root, 'var'), 'trusted.overlay.opaque')?.toString()).toBe('y');
     expect(fs.readdirSync(root).sort()).toEqual(['etc', 'var']); // no whiteout prototype left behind
+  });
+
+  it('overlay mode: a directory recreated over a whiteout in the same layer is opaque', async (ctx) => {
+    if (!isRoot) ctx.skip();
+    await apply(
+      [
+        { name: '.wh.d', body: '' },
+        { name: 'd/', type: 'dir' },
+      ],
+      { whiteouts: 'overlay' },
+    );
+    expect(fs.lstatSync(path.join(root, 'd')).isDirectory()).toBe(true);
+    expect(lgetxattr(path.join(root, 'd'), 'trusted.overlay.opaque')?.toString()).toBe('y');
   });
 
   it('overlay mode: parents are resolved in the merged view (lower var/run -> /run)', async (ctx) => {

@@ -31,6 +31,7 @@ import {
   InvalidWhiteoutError,
   LayerLimitError,
   MalformedArchiveError,
+  StorageError,
   UnsafeLayerEntryError,
 } from '../errors.js';
 import { resolveInRootSync } from '../fs/resolve-in-root.js';
@@ -91,7 +92,19 @@ export async function applyLayer(
         size += e.size;
         if (size > limits.maxBytes) throw new LayerLimitError('bytes', limits.maxBytes, `at entry ${e.name}`);
       }
-      await a.entry(e, reader);
+      try {
+        await a.entry(e, reader);
+      } catch (err) {
+        if (err instanceof StorageError || (err as Error)?.name === 'AbortError') throw err;
+        // ENAMETOOLONG, EINVAL, ENOSPC...: typed, naming the entry, the syscall error chained
+        throw new StorageError(
+          'ERR_LAYER_APPLY',
+          `layer entry ${JSON.stringify(e.name)}: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
+      }
       if (opts.onProgress && Date.now() - lastProgress > 250) {
         lastProgress = Date.now();
         opts.onProgress({ bytes: reader.bytesIn, entries });
@@ -305,6 +318,9 @@ class Applier {
     if (!st?.isDirectory()) {
       if (st) this.clear(host, e.name);
       fs.mkdirSync(host, { mode: 0o755 });
+      // overlay: a directory where this layer put a whiteout must keep the lower one hidden
+      if (this.overlay && st?.isCharacterDevice() && st.rdev === 0)
+        lsetxattr(host, OVERLAY_OPAQUE_XATTR, 'y');
     }
     this.deferredDirs.set(host, { e });
   }
