@@ -28,7 +28,7 @@ import type { Tx } from './db.js';
 import { type Ctx, getLayerTx } from './context.js';
 import { dropImageRecord } from './images.js';
 import { imageDir } from './layout.js';
-import { collectLayerChain, dropLayerRecord, releaseLease } from './layers.js';
+import { collectLayerChain, dropLayerRecord, releaseLease, removeLayerFiles } from './layers.js';
 import { bootId, ownerAlive } from './owner.js';
 import {
   ContainerRecordSchema,
@@ -221,6 +221,11 @@ export async function check(ctx: Ctx, signal?: AbortSignal): Promise<CheckReport
       add('orphan-layer-files', name, 'driver files without a layer record');
     }
   }
+  for (const name of await listDir(ctx.layout.tarsplit)) {
+    if (/^[a-f0-9]{64}$/.test(name) && !s.layers.has(name)) {
+      add('orphan-layer-files', name, 'tar-split file without a layer record');
+    }
+  }
   return {
     ok: problems.length === 0,
     problems,
@@ -281,7 +286,7 @@ async function fix(ctx: Ctx, p: Problem): Promise<boolean> {
     case 'dead-writer-layer': {
       const l = await ctx.db.transaction((tx) => getLayerTx(tx, p.id));
       if (!l || l.state === 'complete' || (l.owner && ownerAlive(l.owner))) return false;
-      await ctx.driver.removeLayer(p.id);
+      await removeLayerFiles(ctx, p.id);
       return ctx.db.transaction(async (tx) => {
         const cur = await getLayerTx(tx, p.id);
         if (!cur || cur.state === 'complete' || (cur.owner && ownerAlive(cur.owner))) return false;
@@ -355,7 +360,7 @@ async function fix(ctx: Ctx, p: Problem): Promise<boolean> {
     case 'orphan-layer-files':
       return ctx.db.transaction(async (tx) => {
         if (await tx.has(K.layer(p.id))) return false;
-        await ctx.driver.removeLayer(p.id);
+        await removeLayerFiles(ctx, p.id);
         return true;
       });
   }
@@ -410,6 +415,6 @@ async function removeDamagedLayer(ctx: Ctx, id: string): Promise<void> {
   });
   for (const l of doomed) {
     await ctx.driver.unmount(l.id).catch(() => undefined);
-    await ctx.driver.removeLayer(l.id);
+    await removeLayerFiles(ctx, l.id);
   }
 }

@@ -9,7 +9,8 @@
  * of the same ID). Only a transaction that holds the database lock changes a state.
  */
 import { createHash } from 'node:crypto';
-import { type Readable, Transform } from 'node:stream';
+import { rm, stat } from 'node:fs/promises';
+import { Readable, Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decompress } from '../archive/decompress.js';
 import type { LayerLimits } from '../archive/limits.js';
@@ -26,6 +27,7 @@ import {
   parentChainTx,
   requireCompleteLayer,
 } from './context.js';
+import { tarSplitPath } from './layout.js';
 import { bootId, currentOwner, ownerAlive } from './owner.js';
 import {
   K,
@@ -36,6 +38,7 @@ import {
   MountRecordSchema,
   holder,
 } from './records.js';
+import { SplitRecorder, rebuildTar } from './tarsplit.js';
 
 export interface LayerProgress {
   /** Uncompressed bytes applied so far. */
@@ -144,8 +147,9 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
       continue;
     }
     const layerId = id!;
+    let recorder: SplitRecorder | undefined;
     try {
-      if (claim.takeover) await ctx.driver.removeLayer(layerId);
+      if (claim.takeover) await removeLayerFiles(ctx, layerId);
       await ctx.driver.createLayer(layerId, parentId);
       let diffID: string | undefined;
       let uncompressedSize = 0;
@@ -153,9 +157,12 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
       if (opts.tar) {
         const plain = decompress(opts.tar, { signal });
         const hash = createHash('sha256');
+        const rec = new SplitRecorder(tarSplitPath(ctx.layout, layerId));
+        recorder = rec;
         const hasher = new Transform({
           transform(chunk: Buffer, _enc, cb) {
             hash.update(chunk);
+            rec.write(chunk);
             uncompressedSize += chunk.length;
             cb(null, chunk);
           },
@@ -173,6 +180,7 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
         // applyDiff stops at end-of-archive: hash the padding that may follow, so the diffID
         // covers the whole stream as the image-spec defines it.
         await drain(hasher);
+        await rec.finish();
         size = res.size;
         diffID = `sha256:${hash.digest('hex')}`;
         if (opts.expectedDiffID !== undefined && diffID !== opts.expectedDiffID) {
@@ -213,6 +221,7 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
       return { layer: layer, created: true };
     } catch (err) {
       opts.tar?.destroy();
+      await recorder?.abort();
       await abandonLayer(ctx, layerId, owner).catch(() => undefined);
       throw err;
     }
@@ -241,7 +250,7 @@ function stripUndefined<T extends object>(o: T): T {
 
 /** Remove a layer we own that failed half-way: files first, then the record. */
 async function abandonLayer(ctx: Ctx, id: string, owner: LayerRecord['owner']): Promise<void> {
-  await ctx.driver.removeLayer(id);
+  await removeLayerFiles(ctx, id);
   await ctx.db.transaction(async (tx) => {
     const cur = await getLayerTx(tx, id);
     if (!cur || cur.state === 'complete' || !sameOwner(cur.owner, owner)) return;
@@ -305,8 +314,14 @@ export function markDeleting(tx: Tx, l: LayerRecord, owner: LayerRecord['owner']
   tx.put(K.layer(l.id), { ...l, state: 'deleting', owner });
 }
 
+/** Every file of a layer: the driver's, then its tar-split. Missing files are not an error. */
+export async function removeLayerFiles(ctx: Ctx, id: string): Promise<void> {
+  await ctx.driver.removeLayer(id);
+  await rm(tarSplitPath(ctx.layout, id), { force: true });
+}
+
 export async function finishDelete(ctx: Ctx, layer: LayerRecord, owner: LayerRecord['owner']): Promise<void> {
-  await ctx.driver.removeLayer(layer.id);
+  await removeLayerFiles(ctx, layer.id);
   await ctx.db.transaction(async (tx) => {
     const cur = await getLayerTx(tx, layer.id);
     if (!cur || !sameOwner(cur.owner, owner)) return;
@@ -393,4 +408,25 @@ export async function releaseLease(ctx: Ctx, lease: string): Promise<string[]> {
   const deleted: string[] = [];
   for (const l of layers) deleted.push(...(await collectLayerChain(ctx, l)));
   return deleted;
+}
+
+/**
+ * The layer's tar as it was applied (same bytes, so its sha256 is the layer's diffID), rebuilt
+ * from the tar-split and the layer's files. Layers without a tar-split (container layers,
+ * layers created without a tar) get the driver's diff (whiteouts for deletions) instead.
+ */
+export async function layerTar(ctx: Ctx, id: string): Promise<Readable> {
+  assertId('layer ID', id);
+  const { layer, chain } = await ctx.db.transaction(async (tx) => {
+    const l = await requireCompleteLayer(tx, id);
+    return { layer: l, chain: await parentChainTx(tx, l) };
+  });
+  const split = tarSplitPath(ctx.layout, id);
+  const hasSplit = await stat(split).then(
+    () => true,
+    () => false,
+  );
+  if (hasSplit) return rebuildTar(split, ctx.driver.layerDir(id));
+  if (layer.diffID === EMPTY_TAR_DIFFID) return Readable.from([Buffer.alloc(1024)]);
+  return ctx.driver.diff(id, chain);
 }

@@ -7,6 +7,7 @@
  *     <driver>/            the driver's home (`overlay/` or `vfs/`): layer files only
  *     images/<imageId>/    image blobs: `config` (the config JSON, digest = image ID) and
  *                          `manifest` (exact bytes); written before the record, removed after it
+ *     tarsplit/<layerId>   what rebuilds the layer's original tar from its files (tarsplit.ts)
  *     tmp/                 staging for image blob directories (renamed into images/)
  *   <runRoot>/
  *     storage-boot         boot id at the last open: when it differs, every mount record is stale
@@ -24,6 +25,7 @@ export interface Layout {
   driverHome: string;
   images: string;
   tmp: string;
+  tarsplit: string;
   bootMarker: string;
 }
 
@@ -35,10 +37,15 @@ export function layoutFor(root: string, runRoot: string, driver: string): Layout
     driverHome: join(root, driver),
     images: join(root, 'images'),
     tmp: join(root, 'tmp'),
+    tarsplit: join(root, 'tarsplit'),
     bootMarker: join(runRoot, 'storage-boot'),
   };
 }
 
 export function imageDir(layout: Layout, id: string): string {
   return join(layout.images, id);
+}
+
+export function tarSplitPath(layout: Layout, layerId: string): string {
+  return join(layout.tarsplit, layerId);
 }

@@ -49,6 +49,7 @@ import {
   createLayer,
   createLease,
   deleteLayer,
+  layerTar,
   leaseLayer,
   releaseLease,
 } from './layers.js';
@@ -91,6 +92,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
   await mkdir(layout.runRoot, { recursive: true, mode: 0o700 });
   await mkdir(layout.images, { recursive: true });
   await mkdir(layout.tmp, { recursive: true });
+  await mkdir(layout.tarsplit, { recursive: true });
   const driver =
     typeof opts.driver === 'string' ? createDriver(opts.driver, { home: layout.driverHome }) : opts.driver;
   const probe = await driver.probe();
@@ -254,6 +256,14 @@ export class Store implements AsyncDisposable {
 
   unmountLayer(id: string, opts: { force?: boolean } = {}): Promise<number> {
     return this.run(() => unmountLayer(this.ctx, id, opts));
+  }
+
+  /**
+   * The layer's uncompressed tar exactly as it was applied (its sha256 is the diffID), rebuilt
+   * from the layer's files; for layers created without a tar, the driver's diff.
+   */
+  layerTar(id: string): Promise<Readable> {
+    return this.run(() => layerTar(this.ctx, id));
   }
 
   /** The uncompressed tar of a layer's changes (whiteouts for deletions). */
