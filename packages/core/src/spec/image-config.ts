@@ -117,6 +117,15 @@ export function mergeImageConfig(
   opts: MergeOptions = {},
 ): MergedConfig {
   const cfg = imageRuntimeConfig(image);
+  // A NUL cannot cross execve(2): refuse it here with a clear error rather than in the runtime.
+  for (const [field, list] of [
+    ['Entrypoint', cfg.Entrypoint],
+    ['Cmd', cfg.Cmd],
+    ['Env', cfg.Env],
+  ] as const) {
+    if (list?.some((s) => s.includes('\0')))
+      throw new InvalidSpecOptionError(`image ${field}`, 'contains a NUL byte');
+  }
   const userCmd = opts.command && opts.command.length > 0 ? [...opts.command] : undefined;
   let entrypoint: string[];
   let command: string[];
