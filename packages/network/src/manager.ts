@@ -469,7 +469,6 @@ export class NetworkManager {
       await this.#hosts.update(containerId, () => undefined);
       if (record && !record.ownsNetns) await this.#records.remove(containerId);
       else if (record) await this.#records.put({ ...record, networks: [], ports: [] });
-      await this.#maybePruneChains();
       return !!record || entries.length > 0;
     });
   }
@@ -525,7 +524,6 @@ export class NetworkManager {
       await this.#records.put(record);
       await this.#registerHosts(record, undefined);
     });
-    await this.#maybePruneChains();
   }
 
   /** CNI CHECK of every attachment of a container against its cached results. */
@@ -700,6 +698,11 @@ export class NetworkManager {
     return this.cleanupStale({ isAlive: () => false, signal });
   }
 
+  /**
+   * The plugins' shared chains go when the last attachment of the store is gone, but only on
+   * network removal and cleanup: pruning on every detach would cost ~15 iptables calls and race
+   * with the next ADD recreating them (podman never prunes them).
+   */
   async #maybePruneChains(): Promise<void> {
     const { entries } = await this.#cache.list();
     if (entries.length === 0) await pruneSharedChains();

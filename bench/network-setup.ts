@@ -1,0 +1,98 @@
+/**
+ * Network setup + teardown cost alone: a new netns attached to a bridge network (bridge +
+ * host-local + portmap + firewall + tuning ADD) and torn down again (DEL + netns removal).
+ *   npx tsx bench/network-setup.ts
+ * ours: NetworkManager.setup() + teardown() in this process.
+ * reference: the same plugin chain driven by a minimal python3 "engine" (ip netns add, each plugin
+ * ADD with prevResult chaining, DEL in reverse, ip netns del): the floor any CNI engine pays,
+ * since podman 4 has no command that sets up a network without a container.
+ * Uses its own subnet (10.213.200.0/24) and bridge (lpts-bench0); removes both at the end.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NetworkManager } from '../packages/network/src/index.js';
+import { runBenchmark, withHostLock } from './lib/harness.js';
+
+const PY = String.raw`
+import json, os, subprocess, sys
+conf = json.load(open(sys.argv[1]))
+ns = 'lpts-bench-ref'
+path = '/run/netns/' + ns
+subprocess.run(['ip', 'netns', 'add', ns], check=True)
+subprocess.run(['ip', '-n', ns, 'link', 'set', 'lo', 'up'], check=True)
+def call(cmd, plugin, prev):
+    c = dict(plugin, name=conf['name'], cniVersion=conf['cniVersion'])
+    if prev is not None: c['prevResult'] = prev
+    env = dict(os.environ, CNI_COMMAND=cmd, CNI_CONTAINERID='bench-ref', CNI_NETNS=path, CNI_IFNAME='eth0',
+               CNI_ARGS='IgnoreUnknown=1', CNI_PATH='/usr/lib/cni')
+    r = subprocess.run(['/usr/lib/cni/' + plugin['type']], input=json.dumps(c).encode(), env=env, capture_output=True)
+    if r.returncode != 0: raise SystemExit(r.stdout.decode())
+    return json.loads(r.stdout) if cmd == 'ADD' else None
+prev = None
+for p in conf['plugins']: prev = call('ADD', p, prev)
+for p in reversed(conf['plugins']): call('DEL', p, prev)
+subprocess.run(['ip', 'netns', 'del', ns], check=True)
+`;
+
+await withHostLock(async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'libpod-ts-bench-net-'));
+  const net = new NetworkManager({ root: join(dir, 'root'), runRoot: join(dir, 'run'), extraConfigDirs: [] });
+  try {
+    const info = await net.createNetwork({
+      name: 'lpts-bench',
+      subnets: [{ subnet: '10.213.200.0/24' }],
+      bridge: 'lpts-bench0',
+    });
+    const conf = structuredClone(info.conflist) as { plugins: { ipam?: Record<string, unknown> }[] };
+    conf.plugins[0]!.ipam!.dataDir = join(dir, 'ref-ipam');
+    await writeFile(join(dir, 'ref.conflist'), JSON.stringify(conf));
+    await writeFile(join(dir, 'ref.py'), PY);
+
+    // Split of one warm run, for the notes.
+    await net.setup({ containerId: 'bench-warm', networks: [{ name: 'lpts-bench' }] });
+    await net.teardown('bench-warm');
+    const split: { setup: number; teardown: number }[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      await net.setup({ containerId: `bench-s${i}`, networks: [{ name: 'lpts-bench' }] });
+      const t1 = performance.now();
+      await net.teardown(`bench-s${i}`);
+      split.push({ setup: t1 - t0, teardown: performance.now() - t1 });
+    }
+    const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const notes =
+      `one bridge network, no port mappings; plugins bridge+host-local, portmap, firewall, tuning (iptables-nft); ` +
+      `split of 5 extra runs: setup median ${med(split.map((s) => s.setup)).toFixed(0)} ms, ` +
+      `teardown median ${med(split.map((s) => s.teardown)).toFixed(0)} ms`;
+    console.log(notes);
+
+    let i = 0;
+    await runBenchmark({
+      name: 'network setup + teardown (netns + bridge chain ADD + DEL): NetworkManager vs raw plugin chain',
+      ours: async () => {
+        const id = `bench-${i++}`;
+        await net.setup({ containerId: id, networks: [{ name: 'lpts-bench' }] });
+        await net.teardown(id);
+      },
+      reference: { cmd: ['python3', join(dir, 'ref.py'), join(dir, 'ref.conflist')] },
+      referenceLabel: 'python3 driving the same plugin chain (floor)',
+      dropCaches: false,
+      rounds: Number(process.env.BENCH_ROUNDS ?? 10),
+      notes,
+    });
+  } finally {
+    await net.teardownAll().catch(() => {});
+    await net.removeNetwork('lpts-bench', { force: true }).catch(() => {});
+    try {
+      execFileSync('ip', ['netns', 'del', 'lpts-bench-ref'], { stdio: 'ignore' });
+    } catch {
+      // not left over
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+}).catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
