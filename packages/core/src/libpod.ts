@@ -5,6 +5,7 @@ import { LibpodClosedError } from './errors.js';
 import type { EventFilter, LibpodEvent } from './events/events.js';
 import { createEngine, pruneExitFiles } from './engine-factory.js';
 import { parseOptions } from './containers/options.js';
+import { specGeneratorBuilder } from './containers/spec-builder.js';
 
 export const LibpodOptions = z
   .object({
@@ -63,7 +64,11 @@ export class Libpod implements AsyncDisposable {
     readonly options: z.output<typeof LibpodOptions>,
     ext: LibpodExtensions,
   ) {
-    this.containers = new Containers(engine, ext.specBuilder, ext.images);
+    this.containers = new Containers(
+      engine,
+      ext.specBuilder ?? specGeneratorBuilder((id) => engine.layout.containerDir(id)),
+      ext.images,
+    );
     this.events = new Events(engine, this.closer.signal);
   }
 
