@@ -183,7 +183,7 @@ describe.each(['overlay', 'vfs'] as DriverName[])('driver %s', (name) => {
       await create(id, parent);
       if (i === 0 || i === 127 || name === 'overlay') {
         await driver.applyDiff(id, parent, tarOf([{ name: `f${i}`, body: String(i) }]), {
-          parentChain: chain,
+          parentChain: parent ? [...chain, parent] : [],
         });
       }
       if (parent) chain.push(parent);
