@@ -402,6 +402,27 @@ describe('applyLayer: resource caps', () => {
     });
   });
 
+  it('abort in the middle of a big file stops the apply and destroys the input', async () => {
+    const ac = new AbortController();
+    const big = buildTar([{ name: 'big', body: Buffer.alloc(8 << 20) }]);
+    const chunks = Array.from({ length: big.length / 65536 }, (_, i) =>
+      big.subarray(i * 65536, (i + 1) * 65536),
+    );
+    let sent = 0;
+    const src = new Readable({
+      read() {
+        if (sent === 20) ac.abort();
+        this.push(sent < chunks.length ? chunks[sent++] : null);
+      },
+    });
+    await expect(
+      applyLayer(root, decompress(src), { whiteouts: 'apply', signal: ac.signal }),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    await new Promise((r) => setImmediate(r));
+    expect(src.destroyed).toBe(true);
+    expect(sent).toBeLessThan(chunks.length);
+  });
+
   it('abort stops the apply', async () => {
     const ac = new AbortController();
     ac.abort();

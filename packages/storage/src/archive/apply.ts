@@ -184,6 +184,7 @@ class Applier {
   private whiteoutProto: string | undefined;
   private whiteoutLinks = 0;
   xattrsSkipped = 0;
+  private readonly signal: AbortSignal | undefined;
   private readonly umask = readUmask();
 
   constructor(
@@ -191,6 +192,7 @@ class Applier {
     opts: ApplyLayerOptions,
   ) {
     this.overlay = opts.whiteouts === 'overlay';
+    this.signal = opts.signal;
     if (this.overlay) this.view = new LayerView([root, ...(opts.lowerDirs ?? [])], lgetxattr);
     else this.written = new Set();
   }
@@ -339,7 +341,9 @@ class Applier {
       fd = fs.openSync(host, O_NEW_FILE, createMode);
     }
     try {
+      const signal = this.signal;
       await reader.readBody((chunk) => {
+        signal?.throwIfAborted(); // a multi-GB file must not delay an abort
         let off = 0;
         while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
       });

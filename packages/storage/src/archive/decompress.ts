@@ -31,7 +31,11 @@ export interface DecompressOptions {
  */
 export function decompress(input: Readable, opts: DecompressOptions = {}): Readable {
   const out = new PassThrough({ highWaterMark: 1 << 20 });
-  void run(input, out, opts).catch((err) => out.destroy(err));
+  void run(input, out, opts).catch((err) => {
+    // stop the producer too (a download keeps buffering otherwise)
+    input.destroy();
+    out.destroy(err);
+  });
   return out;
 }
 

@@ -72,7 +72,11 @@ beforeAll(() => {
   if (isRoot) {
     fs.chownSync(path.join(src, 'usr/bin/ping'), 1000, 2000);
     fs.chownSync(path.join(src, 'empty'), 3_000_000, 3_000_000); // needs pax uid/gid
-    lsetxattr(path.join(src, 'usr/bin/ping'), 'security.capability', Buffer.from('0100000200200000000000000000000000000000', 'hex'));
+    lsetxattr(
+      path.join(src, 'usr/bin/ping'),
+      'security.capability',
+      Buffer.from('0100000200200000000000000000000000000000', 'hex'),
+    );
     lsetxattr(path.join(src, 'empty'), 'user.note', 'hello');
     execFileSync('mknod', [path.join(src, 'null'), 'c', '1', '3']);
     execFileSync('mkfifo', [path.join(src, 'fifo')]);
@@ -88,7 +92,17 @@ describe('interop with GNU tar', () => {
   it('applyLayer gives exactly what tar -xp gives (pax, xattrs, hardlinks, devices, long utf-8 names)', async () => {
     const src = path.join(tmp, 'src');
     const tarFile = path.join(tmp, 'layer.tar');
-    execFileSync('tar', ['--format=pax', '--xattrs', '--xattrs-include=*', '--numeric-owner', '-cf', tarFile, '-C', src, '.']);
+    execFileSync('tar', [
+      '--format=pax',
+      '--xattrs',
+      '--xattrs-include=*',
+      '--numeric-owner',
+      '-cf',
+      tarFile,
+      '-C',
+      src,
+      '.',
+    ]);
     const byTar = path.join(tmp, 'by-tar');
     const byUs = path.join(tmp, 'by-us');
     fs.mkdirSync(byTar);
