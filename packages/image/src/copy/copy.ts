@@ -1,15 +1,3 @@
-/**
- * copy(src, dest): moves one image or a whole index from any source to any destination.
- *
- * Per image: the config is read (<= 4 MiB, verified) and written first; layers are transferred
- * in parallel (bounded by `concurrency`), each skipped when the destination has it (or can mount
- * it from the source repository), otherwise streamed source -> digest/size verifier ->
- * [decompress -> diffID check -> compress] -> destination. The manifest is written unchanged when
- * nothing about the layers or format changed (so the image digest is preserved), else rewritten
- * in the format the destination accepts. `commit()` runs only after every blob and manifest
- * succeeded; on any failure or abort the destination is closed without commit.
- */
-import type { Readable } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { digestBytes, readCapped, VerifyingStream } from '../digest/digest.js';
@@ -443,16 +431,13 @@ async function copyLayer(
           ? layerMediaType('oci', srcComp ?? 'gzip')
           : layer.mediaType;
     const stored = await copyBlobOnce(c, layer, 'layer', async () => {
+      // The destination verifies digest and size (ImageDestination contract); hashing here too
+      // would only add a second pass over every byte.
       const { stream } = await c.src.getBlob(layer, { signal: c.signal });
-      const v = new VerifyingStream({ digest: layer.digest, size: layer.size, object, onProgress: progress });
-      const src = guard(stream, v);
       return c.dest.putBlob(
-        src,
+        stream,
         { mediaType: layer.mediaType, digest: layer.digest, size: layer.size },
-        {
-          signal: c.signal,
-          diffID: c.dest.needsDiffIDs ? diffID : undefined,
-        },
+        { signal: c.signal, onProgress: progress, diffID: c.dest.needsDiffIDs ? diffID : undefined },
       );
     });
     return { ...stored, mediaType };
@@ -508,13 +493,4 @@ async function copyLayer(
     c.blobs.set(key, p);
   }
   return p;
-}
-
-/** Pipes a source blob through its verifier, forwarding source errors so the consumer fails. */
-function guard(src: Readable, verifier: VerifyingStream): Readable {
-  src.on('error', (e) => verifier.destroy(e));
-  verifier.on('close', () => {
-    if (!src.destroyed) src.destroy();
-  });
-  return src.pipe(verifier);
 }

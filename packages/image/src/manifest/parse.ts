@@ -214,7 +214,7 @@ export function selectPlatform(
   const arch = wanted?.architecture ?? host.architecture;
   const variant = wanted?.variant ?? (wanted?.architecture === undefined ? host.variant : undefined);
   const candidates = index.manifests.filter((m) => m.platform?.os === os && m.platform.architecture === arch);
-  if (variant !== undefined || arch === 'arm64') {
+  if (variant !== undefined || arch === 'arm64' || arch === 'arm') {
     const wv = normVariant(arch, variant);
     const exact = candidates.find((m) => normVariant(arch, m.platform?.variant) === wv);
     if (exact) return exact;

@@ -18,6 +18,8 @@
  */
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createHash } from 'node:crypto';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { Agent, type Dispatcher, request } from 'undici';
 import { readCapped, VerifyingStream, verifyBytes } from '../digest/digest.js';
 import {
@@ -104,6 +106,26 @@ function safeUrl(u: URL): string {
   return `${u.protocol}//${u.host}${u.pathname}`;
 }
 
+const secureContexts = new Map<string, SecureContext>();
+
+/**
+ * SecureContexts are cached by their material: building one parses every CA certificate
+ * (~50 ms for the system bundle), and passing `ca` per connection would do it per handshake.
+ */
+function secureContextFor(ca: string[], cert?: string, key?: string): SecureContext {
+  const id = createHash('sha256')
+    .update(ca.join('\0'))
+    .update(`\0${cert ?? ''}\0${key ?? ''}`)
+    .digest('hex');
+  let c = secureContexts.get(id);
+  if (!c) {
+    c = createSecureContext({ ca, cert, key });
+    if (secureContexts.size >= 16) secureContexts.delete(secureContexts.keys().next().value!);
+    secureContexts.set(id, c);
+  }
+  return c;
+}
+
 export function pullScope(repo: string): string {
   return `repository:${repo}:pull`;
 }
@@ -119,6 +141,7 @@ export class RegistryClient {
   private readonly retries: number;
   private agent: Agent | undefined;
   private foreignAgent: Agent | undefined;
+  private foreignCA: string[] = [];
   private base: URL | undefined;
   private initP: Promise<void> | undefined;
   private auth: AuthState = { kind: 'none' };
@@ -164,12 +187,16 @@ export class RegistryClient {
     if (this.closed) throw new ImageError('ERR_CLOSED', `registry client for ${this.registry} is closed`);
     const tls = await loadTlsMaterial(this.ctx, this.endpoint);
     const common = { headersTimeout: this.idleMs, bodyTimeout: this.idleMs, connections: 16 };
+    // One SecureContext per agent: passing `ca` per connection would re-parse every CA
+    // certificate on each TLS handshake (hundreds of milliseconds per image pull).
     this.agent ??= new Agent({
       ...common,
-      connect: { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: !this.insecure },
+      connect: {
+        secureContext: secureContextFor(tls.ca, tls.cert, tls.key),
+        rejectUnauthorized: !this.insecure,
+      },
     });
-    // Other origins (blob storage redirects, token realms) never see the client certificate.
-    this.foreignAgent ??= new Agent({ ...common, connect: { ca: tls.ca } });
+    this.foreignCA = tls.ca;
     const schemes = this.insecure ? ['https:', 'http:'] : ['https:'];
     let lastErr: unknown;
     for (const scheme of schemes) {
@@ -190,6 +217,17 @@ export class RegistryClient {
     throw lastErr instanceof ImageError
       ? lastErr
       : new NetworkError(`ping ${this.registry}`, { cause: lastErr });
+  }
+
+  /** Agent for other origins (blob storage redirects, token realms): never the client certificate. */
+  private foreign(): Agent {
+    this.foreignAgent ??= new Agent({
+      headersTimeout: this.idleMs,
+      bodyTimeout: this.idleMs,
+      connections: 16,
+      connect: { secureContext: secureContextFor(this.foreignCA) },
+    });
+    return this.foreignAgent;
   }
 
   /** GET /v2/: resolves when the registry answers as a distribution API (200 or 401). */
@@ -299,9 +337,7 @@ export class RegistryClient {
         headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
     }
     const agent =
-      realm.host === this.base!.host && realm.protocol === this.base!.protocol
-        ? this.agent!
-        : this.foreignAgent!;
+      realm.host === this.base!.host && realm.protocol === this.base!.protocol ? this.agent! : this.foreign();
     let res: Res | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -428,7 +464,7 @@ export class RegistryClient {
           headers,
           req.body,
           req.signal,
-          sameOrigin ? this.agent! : this.foreignAgent!,
+          sameOrigin ? this.agent! : this.foreign(),
         );
       } catch (err) {
         if (req.retry && attempt < this.retries && this.isRetryable(err) && !req.signal?.aborted) {

@@ -420,6 +420,31 @@ describe('hostile registries', () => {
     }
   });
 
+  it('pulls through a registries.conf mirror, falling back to the primary when the mirror fails', async () => {
+    const mirror = await serve(registry());
+    const primary = await serve(registry());
+    const conf = join(tmp, 'mirrors.conf');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(
+      conf,
+      `[[registry]]\nprefix = "example.test/t"\nlocation = "${primary.host}/t"\ninsecure = true\n\n[[registry.mirror]]\nlocation = "${mirror.host}/t"\ninsecure = true\n`,
+    );
+    const c = { ...ctx(primary.host), registriesConfPath: conf, insecureRegistries: [] };
+    const info = await inspectImage(parseImageName('docker://example.test/t/img:1'), { ctx: c });
+    expect(info.digest).toBe(sha(manifest));
+    expect(mirror.seen.some((q) => q.url?.startsWith('/v2/t/img/manifests/'))).toBe(true);
+    expect(primary.seen.length).toBe(0);
+    for (const s of servers.splice(0, 1)) {
+      s.closeAllConnections();
+      s.close();
+    }
+    const info2 = await inspectImage(parseImageName('docker://example.test/t/img:1'), {
+      ctx: { ...c, retries: 0 },
+    });
+    expect(info2.digest).toBe(sha(manifest));
+    expect(primary.seen.length).toBeGreaterThan(0);
+  });
+
   it('paginates tags through Link headers', async () => {
     const { host } = await serve((req, res) => {
       if (req.url === '/v2/') return void res.end('{}');

@@ -3,7 +3,9 @@
  * over plain HTTP (insecure), multi-platform indexes, cross-repository mounts, tags, and interop
  * both ways with skopeo.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import {
   buildBusyboxImage,
@@ -18,7 +20,7 @@ import {
   startRegistry,
 } from '@libpod-ts/test-rig';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copy } from '../copy/copy.js';
+import { copy, copyWithProgress } from '../copy/copy.js';
 import { inspectImage, listTags } from '../copy/inspect.js';
 import { parseImageName } from '../transports/defaults.js';
 import type { CopyProgressEvent, SystemContext } from '../types.js';
@@ -154,6 +156,53 @@ for (const mode of [
       );
       const sk = await inspectWithSkopeo(`${reg.host}/sk/from-archive:t`, reg);
       expect(sk.Layers).toHaveLength(1);
+    });
+
+    it('uploads monolithically, streamed and in chunks; HEAD and GET agree', async () => {
+      const client = new RegistryClient({ registry: reg.host, ctx: ctxFor(reg) });
+      try {
+        const data = randomBytes(300_000);
+        const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+        const mono = await client.putBlob('up/x', Readable.from([data]), { digest, size: data.length });
+        expect(mono).toEqual({ digest, size: data.length });
+        const streamed = await client.putBlob(
+          'up/y',
+          Readable.from([data.subarray(0, 1000), data.subarray(1000)]),
+        );
+        expect(streamed.digest).toBe(digest);
+        const chunked = await client.putBlob('up/z', Readable.from([data]), { chunkSize: 64 * 1024 });
+        expect(chunked.digest).toBe(digest);
+        expect(await client.headBlob('up/z', digest)).toBe(data.length);
+        const { stream } = await client.getBlob('up/z', digest, { offset: 100_000, size: data.length });
+        const chunks: Buffer[] = [];
+        for await (const c of stream) chunks.push(c as Buffer);
+        expect(Buffer.concat(chunks).equals(data.subarray(100_000))).toBe(true);
+        const wrong = `sha256:${'0'.repeat(64)}`;
+        await expect(
+          client.putBlob('up/w', Readable.from([data]), { digest: wrong, size: data.length }),
+        ).rejects.toMatchObject({
+          code: 'ERR_DIGEST_MISMATCH',
+        });
+        expect(await client.headBlob('up/w', wrong)).toBeUndefined();
+        expect(await client.referrers('up/z', digest)).toBeUndefined();
+      } finally {
+        await client.close();
+      }
+    });
+
+    it('reports progress as an async iterable', async () => {
+      const events: string[] = [];
+      const it = copyWithProgress(
+        parseImageName(image.reference),
+        parseImageName(`docker://${reg.host}/iter/img:1`),
+        {
+          ctx: ctxFor(reg),
+        },
+      );
+      for await (const e of it) events.push(e.type);
+      expect(events[0]).toBe('copy-start');
+      expect(events.at(-1)).toBe('copy-done');
+      expect((await it.result).manifestDigest).toBe(image.manifestDigest);
     });
 
     if (mode.auth !== 'none') {

@@ -1,0 +1,168 @@
+/**
+ * Pull speed of @libpod-ts/image against skopeo: registry -> oci: layout, side by side.
+ *   (a) 4 layers x 32 MiB incompressible data (gzip level 1 wrappers)
+ *   (b) a many-files image: /usr/share of this host (~670 MB, ~47k files) as one gzip layer
+ * Both sides pull from the rig's docker-registry (TLS + basic auth) into a fresh directory.
+ *   npx tsx bench/image-copy-vs-skopeo.ts      (BENCH_IMAGE=a|b|ab, default ab)
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { copy, parseImageName } from '../packages/image/src/index.js';
+import {
+  buildBusyboxImage,
+  makeTempDir,
+  pushWithSkopeo,
+  type RigRegistry,
+  removeTempDir,
+  skopeoRegistryArgs,
+  startRegistry,
+} from '../test/rig/index.js';
+import { runBenchmark, withHostLock } from './lib/harness.js';
+
+const which = process.env.BENCH_IMAGE ?? 'ab';
+
+async function sha256File(p: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(p)) h.update(c as Buffer);
+  return `sha256:${h.digest('hex')}`;
+}
+
+async function writeBlob(layout: string, data: Buffer): Promise<{ digest: string; size: number }> {
+  const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+  await writeFile(join(layout, 'blobs', 'sha256', digest.slice(7)), data);
+  return { digest, size: data.length };
+}
+
+/** An OCI layout whose one layer is `tar -C / -c usr/share`, gzip level 6. */
+async function buildManyFilesLayout(work: string): Promise<string> {
+  const layout = join(work, 'usr-share');
+  await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
+  const rawTar = join(work, 'usr-share.tar');
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('tar', ['-C', '/', '-cf', rawTar, 'usr/share'], { stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 || code === 1 ? resolve() : reject(new Error(`tar exited ${code}`))));
+  });
+  const diffID = await sha256File(rawTar);
+  const gz = join(work, 'usr-share.tar.gz');
+  await pipeline(createReadStream(rawTar), createGzip({ level: 6 }), createWriteStream(gz));
+  await rm(rawTar);
+  const layerDigest = await sha256File(gz);
+  const layerSize = (await stat(gz)).size;
+  const { rename } = await import('node:fs/promises');
+  await rename(gz, join(layout, 'blobs', 'sha256', layerDigest.slice(7)));
+  const config = await writeBlob(
+    layout,
+    Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diffID] } })),
+  );
+  const manifest = await writeBlob(
+    layout,
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layerSize }],
+      }),
+    ),
+  );
+  await writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  await writeFile(
+    join(layout, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          annotations: { 'org.opencontainers.image.ref.name': 'bench' },
+        },
+      ],
+    }),
+  );
+  return layout;
+}
+
+async function benchPull(registry: RigRegistry, work: string, repo: string, name: string, notes: string) {
+  const ours = join(work, 'out-ours');
+  const theirs = join(work, 'out-skopeo');
+  const ctx = {
+    certsDirs: [registry.certsDir!],
+    credentials: { username: registry.username, password: registry.password },
+    registriesConfPath: join(work, 'none.conf'),
+    authFilePath: join(work, 'none.json'),
+    dockerConfigPath: '',
+  };
+  (globalThis as { gc?: () => void }).gc?.();
+  const baseRss = process.memoryUsage().rss;
+  await runBenchmark({
+    name,
+    ours: async () => {
+      await copy(parseImageName(`docker://${registry.host}/${repo}:bench`), parseImageName(`oci:${ours}:bench`), { ctx });
+    },
+    reference: {
+      cmd: [
+        'skopeo',
+        '--insecure-policy',
+        'copy',
+        '--quiet',
+        ...skopeoRegistryArgs(registry, 'src'),
+        `docker://${registry.host}/${repo}:bench`,
+        `oci:${theirs}:bench`,
+      ],
+    },
+    referenceLabel: 'skopeo copy docker:// -> oci:',
+    prepare: async () => {
+      await rm(ours, { recursive: true, force: true });
+      await rm(theirs, { recursive: true, force: true });
+    },
+    // The harness reports this process's peak RSS; most of it is Node + tsx + the rig, not copy().
+    notes: `${notes}; this process's RSS before the first run: ${Math.round(baseRss / 2 ** 20)} MiB`,
+  });
+}
+
+await withHostLock(async () => {
+  const work = await makeTempDir('bench-image-copy');
+  const registry = await startRegistry({ tls: true, auth: 'basic' });
+  try {
+    if (which.includes('a')) {
+      const layout = join(work, 'random');
+      await buildBusyboxImage({
+        dir: layout,
+        tag: 'bench',
+        layers: [0, 1, 2, 3].map((i) => ({ kind: 'random' as const, bytes: 32 * 1024 * 1024, seed: `l${i}` })),
+        gzipLevel: 1,
+      });
+      await pushWithSkopeo(layout, 'bench', registry, { repo: 'bench/random' });
+      await rm(layout, { recursive: true, force: true });
+      await benchPull(
+        registry,
+        work,
+        'bench/random',
+        'pull 4 x 32 MiB random layers registry -> oci: (copy() vs skopeo copy)',
+        '4 gzip(level 1) layers of 32 MiB incompressible data; docker-registry on 127.0.0.1, TLS + basic auth',
+      );
+    }
+    if (which.includes('b')) {
+      const layout = await buildManyFilesLayout(work);
+      await pushWithSkopeo(layout, 'bench', registry, { repo: 'bench/usr-share' });
+      await rm(layout, { recursive: true, force: true });
+      await benchPull(
+        registry,
+        work,
+        'bench/usr-share',
+        'pull a many-files image (/usr/share, gzip) registry -> oci: (copy() vs skopeo copy)',
+        'one gzip(level 6) layer of this host\'s /usr/share (~670 MB, ~47k files); docker-registry on 127.0.0.1, TLS + basic auth',
+      );
+    }
+  } finally {
+    await registry.stop();
+    await removeTempDir(work);
+  }
+});
