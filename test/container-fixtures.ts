@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
+import { buildBusyboxImage, makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
 
 export const BUSYBOX = '/bin/busybox';
 const APPLETS = [
@@ -109,7 +109,50 @@ export async function makeTestEnv(label = 'container'): Promise<TestEnv> {
         } catch {}
       }
       runtimeDelete();
+      const mounts = readFileSync('/proc/self/mounts', 'utf8')
+        .split('\n')
+        .map((l) => l.split(' ')[1] ?? '')
+        .filter((m) => m.startsWith(`${dir}/`))
+        .reverse();
+      for (const m of mounts) {
+        try {
+          execFileSync('umount', ['-l', m], { stdio: 'ignore' });
+        } catch {}
+      }
       await removeTempDir(dir);
     },
   };
+}
+
+/**
+ * Builds a busybox image (rig builder, OCI layout) and imports it into the Libpod's store
+ * under `name`, layer by layer (until the image package's containers-storage transport lands).
+ */
+export async function importRigImage(
+  // biome-ignore lint/suspicious/noExplicitAny: the store type comes from @libpod-ts/storage
+  store: any,
+  layoutDir: string,
+  name: string,
+  config: Parameters<typeof buildBusyboxImage>[0]['config'] = {},
+): Promise<string> {
+  const img = await buildBusyboxImage({ dir: layoutDir, config });
+  let parent: string | undefined;
+  for (const layer of img.layers) {
+    const hex = layer.digest.replace(/^sha256:/, '');
+    const res = await store.createLayer({
+      parent,
+      tar: createReadStream(join(layoutDir, 'blobs', 'sha256', hex)),
+      expectedDiffID: layer.diffID,
+    });
+    parent = res.layer?.id ?? res.id;
+  }
+  const blob = (d: string) => readFileSync(join(layoutDir, 'blobs', 'sha256', d.replace(/^sha256:/, '')));
+  const rec = await store.createImage({
+    config: blob(img.configDigest),
+    manifest: blob(img.manifestDigest),
+    manifestMediaType: img.manifest.mediaType,
+    topLayer: parent ?? null,
+    names: [name],
+  });
+  return rec.id;
 }

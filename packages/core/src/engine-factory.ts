@@ -8,6 +8,7 @@ import { EventLog } from './events/events.js';
 import { findBinary } from './runtime/binaries.js';
 import { Layout } from './runtime/layout.js';
 import { OciRuntime } from './runtime/oci-runtime.js';
+import { StorageIntegration, type StorageSettings } from './storage-integration.js';
 
 export interface EngineOptions {
   root: string;
@@ -23,6 +24,8 @@ export interface EngineOptions {
    */
   exitHook?: boolean | string[];
   integrations?: Integrations;
+  /** Image store for containers from images (see StorageIntegration); absent: rootfs directories only. */
+  storage?: StorageSettings;
 }
 
 function moduleDir(): string | undefined {
@@ -46,7 +49,7 @@ export function findExitHook(): string | undefined {
 }
 
 /** Builds the lifecycle engine; shared by Libpod.open and the exit hook so both act alike. */
-export async function createEngine(o: EngineOptions): Promise<Engine> {
+export async function createEngine(o: EngineOptions): Promise<Engine & { storage?: StorageIntegration }> {
   const layout = new Layout(o.root, o.runRoot);
   await Promise.all([
     mkdir(o.root, { recursive: true, mode: 0o700 }),
@@ -64,11 +67,21 @@ export async function createEngine(o: EngineOptions): Promise<Engine> {
   let exitCommand: Engine['exitCommand'];
   if (Array.isArray(o.exitHook)) {
     const prefix = o.exitHook;
-    exitCommand = (id) => [...prefix, id];
+    exitCommand = (r) => [...prefix, r.id];
   } else if (o.exitHook !== false) {
     const hook = findExitHook();
     if (hook) {
-      exitCommand = (id) => [
+      const storageArgs = o.storage
+        ? [
+            '--storage-root',
+            o.storage.root,
+            '--storage-run-root',
+            o.storage.runRoot,
+            '--storage-driver',
+            o.storage.driver,
+          ]
+        : [];
+      exitCommand = (r) => [
         process.execPath,
         hook,
         '--root',
@@ -79,11 +92,14 @@ export async function createEngine(o: EngineOptions): Promise<Engine> {
         runtime.path,
         '--conmon',
         conmonPath,
-        id,
+        ...(r.rootfsSource === 'storage' ? storageArgs : []),
+        r.id,
       ];
     }
   }
-  return { layout, store, runtime, conmonPath, events, exitCommand, integrations: o.integrations ?? {} };
+  const storage = o.storage ? new StorageIntegration(o.storage) : undefined;
+  const integrations: Integrations = { ...(storage?.integrations ?? {}), ...(o.integrations ?? {}) };
+  return { layout, store, runtime, conmonPath, events, exitCommand, integrations, storage };
 }
 
 /**

@@ -1,7 +1,10 @@
+import { join } from 'node:path';
+import type { Store } from '@libpod-ts/storage';
 import { z } from 'zod';
 import type { Engine, Integrations } from './containers/engine.js';
 import { Containers, type ImageProvider, type SpecBuilder } from './containers/manager.js';
-import { LibpodClosedError } from './errors.js';
+import { ImageNotFoundError, InvalidOptionsError, LibpodClosedError } from './errors.js';
+import type { StorageIntegration } from './storage-integration.js';
 import type { EventFilter, LibpodEvent } from './events/events.js';
 import { createEngine, pruneExitFiles } from './engine-factory.js';
 import { parseOptions } from './containers/options.js';
@@ -18,6 +21,13 @@ export const LibpodOptions = z
     conmon: z.string().min(1).default('conmon'),
     /** See EngineOptions.exitHook. */
     exitHook: z.union([z.boolean(), z.array(z.string()).min(1)]).default(true),
+    /**
+     * The image store (`@libpod-ts/storage`) under `<root>/storage` and `<runRoot>/storage`,
+     * opened on first use; `false`: containers from rootfs directories only.
+     */
+    storage: z
+      .union([z.literal(false), z.object({ driver: z.enum(['overlay', 'vfs']).default('overlay') }).strict()])
+      .default({ driver: 'overlay' }),
   })
   .strict();
 export type LibpodOptions = z.input<typeof LibpodOptions>;
@@ -27,6 +37,45 @@ export interface LibpodExtensions {
   integrations?: Integrations;
   specBuilder?: SpecBuilder;
   images?: ImageProvider;
+}
+
+/** `lp.images`: images in the store (thin: delegates to `@libpod-ts/storage`). */
+export class Images {
+  constructor(private readonly storage: StorageIntegration | undefined) {}
+
+  /** The underlying store (opened on first use). */
+  async store(): Promise<Store> {
+    if (!this.storage)
+      throw new InvalidOptionsError('Libpod options', [
+        { path: 'storage', message: 'opened without storage' },
+      ]);
+    return this.storage.open();
+  }
+
+  async list(): Promise<Awaited<ReturnType<Store['listImages']>>> {
+    return (await this.store()).listImages();
+  }
+
+  /** The image record for a name, id or id prefix; ImageNotFoundError when absent. */
+  async get(ref: string): Promise<Awaited<ReturnType<Store['lookupImage']>>> {
+    const store = await this.store();
+    try {
+      return await store.lookupImage(ref);
+    } catch (err) {
+      throw new ImageNotFoundError(ref, err);
+    }
+  }
+
+  async exists(ref: string): Promise<boolean> {
+    return this.get(ref).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  async remove(ref: string): Promise<void> {
+    await (await this.store()).deleteImage(ref);
+  }
 }
 
 /** `lp.events`: the persistent events log and live subscriptions. */
@@ -56,25 +105,34 @@ export class Events {
 export class Libpod implements AsyncDisposable {
   readonly containers: Containers;
   readonly events: Events;
+  readonly images: Images;
   private readonly closer = new AbortController();
   private closed = false;
 
   private constructor(
-    readonly engine: Engine,
+    readonly engine: Engine & { storage?: StorageIntegration },
     readonly options: z.output<typeof LibpodOptions>,
     ext: LibpodExtensions,
   ) {
     this.containers = new Containers(
       engine,
       ext.specBuilder ?? specGeneratorBuilder((id) => engine.layout.containerDir(id)),
-      ext.images,
+      ext.images ?? engine.storage?.images,
     );
     this.events = new Events(engine, this.closer.signal);
+    this.images = new Images(engine.storage);
   }
 
   static async open(options: LibpodOptions = {}, ext: LibpodExtensions = {}): Promise<Libpod> {
     const o = parseOptions(LibpodOptions, 'Libpod options', options);
-    const engine = await createEngine({ ...o, integrations: ext.integrations });
+    const engine = await createEngine({
+      ...o,
+      integrations: ext.integrations,
+      storage:
+        o.storage === false
+          ? undefined
+          : { root: join(o.root, 'storage'), runRoot: join(o.runRoot, 'storage'), driver: o.storage.driver },
+    });
     await pruneExitFiles(engine);
     return new Libpod(engine, o, ext);
   }
@@ -93,6 +151,7 @@ export class Libpod implements AsyncDisposable {
     if (this.closed) return;
     this.closed = true;
     this.closer.abort();
+    await this.engine.storage?.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

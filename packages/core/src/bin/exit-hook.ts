@@ -22,13 +22,23 @@ async function main(argv: string[]): Promise<void> {
   const root = arg(argv, '--root');
   const runRoot = arg(argv, '--run-root');
   if (!id || !/^[0-9a-f]{64}$/.test(id) || !root || !runRoot) return;
+  const storageRoot = arg(argv, '--storage-root');
+  const storageRunRoot = arg(argv, '--storage-run-root');
+  const driver = arg(argv, '--storage-driver');
   const engine = await createEngine({
     root,
     runRoot,
     runtime: arg(argv, '--runtime'),
     conmon: arg(argv, '--conmon'),
+    ...(storageRoot && storageRunRoot && (driver === 'overlay' || driver === 'vfs')
+      ? { storage: { root: storageRoot, runRoot: storageRunRoot, driver } }
+      : {}),
   });
-  await handleExit(engine, id, { applyPolicies: true });
+  try {
+    await handleExit(engine, id, { applyPolicies: true });
+  } finally {
+    await engine.storage?.close();
+  }
 }
 
 main(process.argv.slice(2)).then(

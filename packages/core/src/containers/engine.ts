@@ -32,7 +32,7 @@ export interface Engine {
   conmonPath: string;
   events: EventLog;
   /** argv conmon runs when a container exits (the exit hook); undefined: the program cleans up. */
-  exitCommand: ((id: string) => string[]) | undefined;
+  exitCommand: ((record: ContainerRecord) => string[]) | undefined;
   integrations: Integrations;
 }
 
@@ -161,7 +161,7 @@ export async function initContainer(
  * with the next container). If the waiter dies first, the next reader of the record cleans up.
  */
 function exitCommandFor(engine: Engine, record: ContainerRecord): string[] | undefined {
-  const cmd = engine.exitCommand?.(record.id);
+  const cmd = engine.exitCommand?.(record);
   const waiter = record.state.waiterPid;
   if (!cmd || !waiter) return cmd;
   return [
@@ -320,7 +320,7 @@ export async function removeContainer(
     // conmon must see the exit before the bundle goes; it exits once its exit command ran.
     if (removed.state.conmonPid) await waitConmonExit(engine, id, removed.state.conmonPid, 5000);
   }
-  await releaseResources(engine, removed);
+  if (wasActive) await releaseResources(engine, removed);
   if (removed.rootfsSource === 'storage' && engine.integrations.removeRootfs) {
     await engine.integrations.removeRootfs(removed).catch(() => {});
   }

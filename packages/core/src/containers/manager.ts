@@ -227,6 +227,10 @@ export class Containers {
         if (clash) throw new ContainerNameConflictError(name, clash.id);
         await this.engine.store.write(record);
       });
+      if (storage && this.engine.integrations.unmountRootfs) {
+        // Mounted for the spec generator (users, workdir); init mounts it again.
+        await this.engine.integrations.unmountRootfs(record).catch(() => {});
+      }
       await emit(this.engine, record, 'create');
       return { id, name };
     } catch (err) {

@@ -1,0 +1,75 @@
+import { openStore, type Store } from '@libpod-ts/storage';
+import type { Integrations } from './containers/engine.js';
+import type { ImageProvider } from './containers/manager.js';
+import type { ContainerRecord } from './containers/record.js';
+import { ImageNotFoundError } from './errors.js';
+
+export interface StorageSettings {
+  root: string;
+  runRoot: string;
+  driver: 'overlay' | 'vfs';
+}
+
+/**
+ * Containers from images: a writable layer per container in `@libpod-ts/storage`, mounted at
+ * init and unmounted at exit (mount counts live in the store, shared by all processes), deleted
+ * with the container. The store opens lazily: rootfs-directory containers never touch it.
+ */
+export class StorageIntegration {
+  private store: Promise<Store> | undefined;
+
+  constructor(readonly settings: StorageSettings) {}
+
+  open(): Promise<Store> {
+    this.store ??= openStore({ ...this.settings });
+    this.store.catch(() => {
+      this.store = undefined;
+    });
+    return this.store;
+  }
+
+  get opened(): boolean {
+    return this.store !== undefined;
+  }
+
+  async close(): Promise<void> {
+    const s = this.store;
+    this.store = undefined;
+    if (s) await (await s.catch(() => undefined))?.close();
+  }
+
+  readonly images: ImageProvider = {
+    createRootfs: async (image, containerId) => {
+      const store = await this.open();
+      let img: Awaited<ReturnType<Store['lookupImage']>>;
+      try {
+        img = await store.lookupImage(image);
+      } catch (err) {
+        throw new ImageNotFoundError(image, err);
+      }
+      const configDoc = JSON.parse((await store.imageBlob(img.id, 'config')).toString('utf8')) as {
+        config?: Record<string, unknown>;
+      };
+      const c = await store.createContainer({ id: containerId, image: img.id });
+      try {
+        const rootfs = await store.mount(c.id);
+        return { storageId: c.id, imageId: img.id, imageConfig: configDoc, rootfs };
+      } catch (err) {
+        await store.deleteContainer(c.id).catch(() => {});
+        throw err;
+      }
+    },
+  };
+
+  readonly integrations: Integrations = {
+    mountRootfs: async (r: ContainerRecord) => (await this.open()).mount(r.storageId!),
+    unmountRootfs: async (r: ContainerRecord) => {
+      await (await this.open()).unmount(r.storageId!);
+    },
+    removeRootfs: async (r: ContainerRecord) => {
+      const store = await this.open();
+      await store.unmount(r.storageId!, { force: true }).catch(() => {});
+      await store.deleteContainer(r.storageId!);
+    },
+  };
+}
