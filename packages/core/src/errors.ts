@@ -254,3 +254,12 @@ export class RlimitExceedsHostError extends CoreError {
     this.rlimit = rlimit;
   }
 }
+
+/** No image with this name or id in the store. */
+export class ImageNotFoundError extends CoreError {
+  readonly reference: string;
+  constructor(reference: string, cause?: unknown) {
+    super('ERR_IMAGE_NOT_FOUND', `image "${reference}" is not in the store`, { cause });
+    this.reference = reference;
+  }
+}

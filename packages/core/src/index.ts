@@ -9,11 +9,13 @@ export {
   ContainerNotFoundError,
   ContainerStateError,
   CoreTimeoutError,
+  ImageNotFoundError,
   InvalidOptionsError,
   LibpodClosedError,
   OciRuntimeError,
 } from './errors.js';
-export { Events, Libpod, type LibpodExtensions, LibpodOptions } from './libpod.js';
+export { Events, Images, Libpod, type LibpodExtensions, LibpodOptions } from './libpod.js';
+export { StorageIntegration, type StorageSettings } from './storage-integration.js';
 export {
   Containers,
   DEFAULT_PATH,
