@@ -88,6 +88,50 @@ describe('leak check', () => {
     });
   });
 
+  it("does not blame this file for another Node program's processes and temp dirs", async () => {
+    const before = await snapshotHost();
+    const scratch = await makeTempDir('foreign-info');
+    const info = join(scratch, 'info.json');
+    // A Node program that is not our descendant (the shell that started it exits at once), as
+    // when a second developer runs tests or a script on the same host.
+    const script = [
+      "const fs=require('fs'),cp=require('child_process'),os=require('os'),path=require('path');",
+      "const d=fs.mkdtempSync(path.join(os.tmpdir(),'libpod-ts-test-foreign-p'+process.pid+'-'));",
+      "fs.copyFileSync('/bin/sleep',d+'/conmon');",
+      "const c=cp.spawn(d+'/conmon',['60'],{stdio:'ignore'});",
+      'fs.writeFileSync(process.argv[1],JSON.stringify({dir:d,child:c.pid,pid:process.pid}));',
+      'setTimeout(()=>{},60000);',
+    ].join('');
+    await execa('sh', [
+      '-c',
+      `${JSON.stringify(process.execPath)} -e "$1" "$2" >/dev/null 2>&1 &`,
+      'sh',
+      script,
+      info,
+    ]);
+    let other: { dir: string; child: number; pid: number } | undefined;
+    try {
+      for (let i = 0; i < 100 && !other; i++) {
+        other = await readFile(info, 'utf8').then(JSON.parse, () => undefined);
+        if (!other) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(other).toBeDefined();
+      const leaks = await findLeaks(before, 0);
+      expect(leaks.filter((l) => l.description.includes(other!.dir))).toEqual([]);
+    } finally {
+      if (other) {
+        for (const pid of [other.child, other.pid]) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {}
+        }
+        await removeTempDir(other.dir);
+      }
+      await removeTempDir(scratch);
+    }
+    expect(await findLeaks(before, 2000)).toEqual([]);
+  });
+
   it('fails a test file that leaks, naming the leak, and the summary line counts it', async () => {
     const out = await makeTempDir('leak-fixture');
     const outFile = join(out, 'leaked-path');

@@ -12,6 +12,8 @@
  *   iptables  rules and chains from iptables-save / ip6tables-save (counters ignored)
  *   cni-ipam  IP reservations under /var/lib/cni/networks/<net>/ and registered IPAM dirs
  *   tempdir   os.tmpdir()/libpod-ts-test-* dirs (what makeTempDir creates)
+ * Processes and temp dirs that provably belong to another Node program on the host (a second
+ * developer's run) are left out; everything else relies on the host lock (host-lock.ts).
  * A full snapshot costs a few ms of /proc and sysfs reads plus iptables-save and ip6tables-save.
  */
 import { execFile } from 'node:child_process';
@@ -20,7 +22,7 @@ import { readdir, readFile, realpath } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { TEMP_PREFIX } from './tmp.js';
+import { TEMP_PREFIX, tempDirCreator } from './tmp.js';
 
 const run = promisify(execFile);
 
@@ -44,8 +46,11 @@ export const LEAK_KINDS: LeakKind[] = [
   'tempdir',
 ];
 
-/** kind -> (identity key -> human description). */
-export type HostSnapshot = Record<LeakKind, Map<string, string>>;
+/**
+ * kind -> (identity key -> human description), plus `foreign`: `<kind>|<key>` of processes and temp
+ * dirs that provably belong to another Node program on this host (see ProcessTable.isForeign).
+ */
+export type HostSnapshot = Record<LeakKind, Map<string, string>> & { foreign: Set<string> };
 
 export interface Leak {
   kind: LeakKind;
@@ -174,25 +179,71 @@ function readInterfaces(): Map<string, string> {
   return out;
 }
 
-// Synchronous reads: ~100 tiny /proc files are several times faster this way than through the
-// thread pool, and the check must stay cheap.
-function readProcesses(): Map<string, string> {
-  const out = new Map<string, string>();
-  const self = String(process.pid);
-  for (const pid of safeReaddirSync('/proc')) {
-    if (!/^\d+$/.test(pid) || pid === self) continue;
-    try {
-      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-      if (!TRACKED_COMMS.has(comm) && !cmdline.includes(`/${TEMP_PREFIX}`)) continue;
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      // Fields after the parenthesised comm: state is the 1st, starttime the 20th.
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (rest[0] === 'Z') continue;
-      out.set(`${pid}:${rest[19]}`, `pid ${pid} ${comm}: ${cmdline.slice(0, 200)}`);
-    } catch {
-      // exited while we looked
+const NODE_COMMS = new Set(['node', 'npm', 'npx', 'tsx', 'vitest']);
+
+/**
+ * pid -> (ppid, comm) of every process, read synchronously: ~100 tiny /proc files are several
+ * times faster this way than through the thread pool, and the check must stay cheap.
+ */
+class ProcessTable {
+  readonly procs = new Map<number, { ppid: number; comm: string; state: string; start: string }>();
+  private readonly ours = new Set<number>();
+
+  constructor() {
+    for (const p of safeReaddirSync('/proc')) {
+      if (!/^\d+$/.test(p)) continue;
+      try {
+        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+        const close = stat.lastIndexOf(')');
+        const comm = stat.slice(stat.indexOf('(') + 1, close);
+        // Fields after the parenthesised comm: state, ppid, …, starttime is the 20th.
+        const rest = stat.slice(close + 2).split(' ');
+        this.procs.set(Number(p), {
+          ppid: Number(rest[1]),
+          comm,
+          state: rest[0] ?? '?',
+          start: rest[19] ?? '?',
+        });
+      } catch {
+        // exited while we looked
+      }
     }
+    for (let p = process.pid; p > 1 && !this.ours.has(p); p = this.procs.get(p)?.ppid ?? 0) this.ours.add(p);
+  }
+
+  private chain(pid: number): number[] {
+    const out: number[] = [];
+    for (let p = pid; p > 1 && out.length < 256; p = this.procs.get(p)?.ppid ?? 0) out.push(p);
+    return out;
+  }
+
+  /**
+   * True when `pid` is alive, not this process or its descendant, and runs under a Node program
+   * that is not one of this process's ancestors: another developer's test run or script. Orphans
+   * (reparented to init, like conmon) and dead creators are never foreign.
+   */
+  isForeign(pid: number): boolean {
+    if (!this.procs.has(pid)) return false;
+    const chain = this.chain(pid);
+    if (chain.includes(process.pid)) return false;
+    return chain.some((p) => !this.ours.has(p) && NODE_COMMS.has(this.procs.get(p)?.comm ?? ''));
+  }
+}
+
+function readProcesses(table: ProcessTable, foreign: Set<string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [pid, info] of table.procs) {
+    if (pid === process.pid || info.state === 'Z') continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+    } catch {
+      continue;
+    }
+    if (!TRACKED_COMMS.has(info.comm) && !cmdline.includes(`/${TEMP_PREFIX}`)) continue;
+    const key = `${pid}:${info.start}`;
+    out.set(key, `pid ${pid} ${info.comm}: ${cmdline.slice(0, 200)}`);
+    if (table.isForeign(pid)) foreign.add(`process|${key}`);
   }
   return out;
 }
@@ -246,10 +297,16 @@ async function readCniIpam(dirs: string[]): Promise<Map<string, string>> {
   return out;
 }
 
-async function readTempDirs(): Promise<Map<string, string>> {
+async function readTempDirs(table: ProcessTable, foreign: Set<string>): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const base = tmpdir();
-  for (const n of await listDir(base)) if (n.startsWith(TEMP_PREFIX)) out.set(join(base, n), join(base, n));
+  for (const n of await listDir(base)) {
+    if (!n.startsWith(TEMP_PREFIX)) continue;
+    const path = join(base, n);
+    out.set(path, path);
+    const pid = tempDirCreator(n);
+    if (pid !== undefined && table.isForeign(pid)) foreign.add(`tempdir|${path}`);
+  }
   return out;
 }
 
@@ -265,14 +322,16 @@ export async function snapshotHost(): Promise<HostSnapshot> {
   const netnsDirs = await uniqueReal([...DEFAULT_NETNS_DIRS, '/var/run/netns', ...reg.netnsDir]);
   const iptablesPending = readIptables();
   const iface = readInterfaces();
-  const proc = readProcesses();
+  const foreign = new Set<string>();
+  const table = new ProcessTable();
+  const proc = readProcesses(table, foreign);
   const [mount, netns, runc, iptables, ipam, tempdir] = await Promise.all([
     readMounts(netnsDirs),
     readNetns(netnsDirs),
     readRuncState(await uniqueReal([...DEFAULT_RUNC_ROOTS, ...reg.runcRoot])),
     iptablesPending,
     readCniIpam(await uniqueReal([...DEFAULT_CNI_IPAM_DIRS, ...reg.cniIpamDir])),
-    readTempDirs(),
+    readTempDirs(table, foreign),
   ]);
   return {
     mount,
@@ -283,6 +342,7 @@ export async function snapshotHost(): Promise<HostSnapshot> {
     iptables,
     'cni-ipam': ipam,
     tempdir,
+    foreign,
   };
 }
 
@@ -292,7 +352,8 @@ export function diffSnapshots(before: HostSnapshot, after: HostSnapshot): Leak[]
   const pre = registry().preexisting;
   for (const kind of LEAK_KINDS) {
     for (const [key, description] of after[kind]) {
-      if (!before[kind].has(key) && !pre.has(`${kind}|${key}`)) leaks.push({ kind, description });
+      const id = `${kind}|${key}`;
+      if (!before[kind].has(key) && !pre.has(id) && !after.foreign.has(id)) leaks.push({ kind, description });
     }
   }
   return leaks;

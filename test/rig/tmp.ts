@@ -10,12 +10,19 @@ import { join } from 'node:path';
 export const TEMP_PREFIX = 'libpod-ts-test-';
 
 /**
- * Creates a fresh private dir under os.tmpdir(). The caller MUST remove it (removeTempDir) before
+ * Creates a fresh private dir under os.tmpdir(), named `libpod-ts-test-<label>-p<pid>-XXXXXX` so
+ * the leak check can tell whose it is. The caller MUST remove it (removeTempDir) before
  * its test file ends, or the leak check fails the file naming it.
  */
 export async function makeTempDir(label = 'tmp'): Promise<string> {
   const safe = label.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40) || 'tmp';
-  return mkdtemp(join(tmpdir(), `${TEMP_PREFIX}${safe}-`));
+  return mkdtemp(join(tmpdir(), `${TEMP_PREFIX}${safe}-p${process.pid}-`));
+}
+
+/** The pid that created a makeTempDir dir (from its base name), if the name carries one. */
+export function tempDirCreator(name: string): number | undefined {
+  const m = /-p(\d+)-[^-]+$/.exec(name);
+  return m ? Number(m[1]) : undefined;
 }
 
 /** Removes a dir made by makeTempDir (recursively; a missing dir is not an error). */
