@@ -66,6 +66,7 @@ export {
   NetworkManager,
   type NetworkManagerOptions,
   NetworkManagerOptionsSchema,
+  type TeardownReport,
 } from './manager.js';
 export { NetnsDir } from './netns/netns.js';
 export { type PortMapping, PortMappingSchema, type ResolvedPort } from './ports/ports.js';

@@ -93,6 +93,11 @@ describe.skipIf(!!skipReason)('NetworkManager with real CNI plugins', () => {
     tablesBefore = nftTables();
   });
   afterAll(async () => {
+    // A failed test may leave netns mounts under tmp; removing the dir would then hang.
+    for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
+      const mp = line.split(' ')[4];
+      if (mp?.startsWith(`${tmp}/`)) execFileSync('umount', ['-l', mp]);
+    }
     await removeTempDir(tmp);
     // The plugins create the kernel's ip6 nat/filter tables on first IPv6 use; once our chains
     // are gone those are empty. Delete the empty ones this file brought into being.
@@ -398,6 +403,56 @@ describe.skipIf(!!skipReason)('NetworkManager with real CNI plugins', () => {
     expect(e2).toBeInstanceOf(CniPluginError);
     expect((e2 as CniPluginError).plugin).toBe('bridge');
     expect(typeof (e2 as CniPluginError).cniCode).toBe('number');
+  });
+
+  it('macvlan on a veth parent, the default network, CHECK, and abort rolling back', async () => {
+    await fresh();
+    // A parent with no way out (the kernel here has no dummy driver): one end of a veth pair.
+    execFileSync('ip', ['link', 'add', 'lpts-dum0', 'type', 'veth', 'peer', 'name', 'lpts-dum1']);
+    try {
+      execFileSync('ip', ['link', 'set', 'lpts-dum0', 'up']);
+      execFileSync('ip', ['link', 'set', 'lpts-dum1', 'up']);
+      await net.createNetwork({
+        name: 'lpts-mv',
+        driver: 'macvlan',
+        parent: 'lpts-dum0',
+        subnets: [{ subnet: '10.213.11.0/24' }],
+      });
+      const m1 = await net.setup({ containerId: 'ctr-mv1', networks: [{ name: 'lpts-mv' }] });
+      const m2 = await net.setup({ containerId: 'ctr-mv2', networks: [{ name: 'lpts-mv' }] });
+      expect(inNs(m1.netnsPath!, ['ip', '-d', 'link', 'show', 'eth0'])).toContain('macvlan');
+      expect(inNs(m1.netnsPath!, [BUSYBOX, 'ping', '-c1', '-W2', m2.ips[0]!])).toContain(
+        '1 packets received',
+      );
+      await net.check('ctr-mv1');
+      expect((await net.teardown('ctr-mv1')).errors).toEqual([]);
+      // The parent vanishes under a running container: macvlan's DEL fails ("Link not found"),
+      // teardown still removes everything and reports the plugin error.
+      execFileSync('ip', ['link', 'del', 'lpts-dum0']);
+      const rep = await net.teardown('ctr-mv2');
+      expect(rep.errors.length).toBeLessThanOrEqual(1);
+      expect((await readdir(join(net.ipamDir, 'lpts-mv'))).filter((f) => f.startsWith('10.'))).toEqual([]);
+      await net.removeNetwork('lpts-mv');
+    } finally {
+      if (execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).includes('lpts-dum0')) {
+        execFileSync('ip', ['link', 'del', 'lpts-dum0']);
+      }
+    }
+    // No networks given: the default network (configured for tests as 10.213.250.0/24).
+    const d = await net.setup({ containerId: 'ctr-def' });
+    expect(d.interfaces[0]!.network).toBe('podman');
+    expect(d.ips[0]).toMatch(/^10\.213\.250\./);
+    expect((await net.inspectNetwork('podman')).networkInterface).toBe('lpts-def0');
+    // Aborting during setup leaves nothing (afterEach checks the host).
+    const ac = new AbortController();
+    const p = net.setup({ containerId: 'ctr-abort', networks: [{ name: 'podman' }] }, ac.signal);
+    setTimeout(() => ac.abort(), 30);
+    const err = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    if (err) expect(await readdir(net.options.netnsDir)).toEqual(['ctr-def']);
+    else await net.teardown('ctr-abort');
   });
 
   it('detach and cleanup work from a fresh process after a crash', async () => {

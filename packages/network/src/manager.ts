@@ -64,6 +64,11 @@ export const NetworkManagerOptionsSchema = z.object({
 });
 export type NetworkManagerOptions = z.input<typeof NetworkManagerOptionsSchema>;
 
+export interface TeardownReport {
+  /** Plugin DEL failures that teardown worked around (state removed by hand). */
+  errors: unknown[];
+}
+
 export interface CleanupReport {
   containers: string[];
   netns: string[];
@@ -277,9 +282,13 @@ export class NetworkManager {
     return { name: req.name, ifName, aliases: req.aliases, ...describeResult(result, netns, ifName) };
   }
 
-  async #delEntry(e: CacheEntry, signal?: AbortSignal): Promise<void> {
+  /**
+   * DEL of one cached attachment. Strict mode throws and keeps the cache entry for a retry;
+   * `force` mode (teardown, cleanup) returns the error after removing by hand what the failing
+   * plugin may have left (masquerade chain, host-local allocation) and the cache entry.
+   */
+  async #delEntry(e: CacheEntry, signal?: AbortSignal, force = false): Promise<unknown> {
     const list = decodeCachedConfig(e.config);
-    // The bridge plugin tears down its masquerade rules only inside an existing netns.
     // A file in our netnsDir is a netns only while mounted; a foreign path only while it exists.
     const ours = e.netns.startsWith(`${this.options.netnsDir}/`);
     const usable = e.netns !== '' && (ours ? (await mountPoints()).has(e.netns) : await exists(e.netns));
@@ -291,13 +300,23 @@ export class NetworkManager {
       args: e.cniArgs,
       capabilityArgs: e.capabilityArgs,
     };
-    await delNetworkList(list, rt, e.result, {
-      pluginDirs: this.options.pluginDirs,
-      cache: this.#cache,
-      signal,
-    });
+    try {
+      await delNetworkList(list, rt, e.result, {
+        pluginDirs: this.options.pluginDirs,
+        cache: this.#cache,
+        signal,
+      });
+    } catch (err) {
+      if (!force) throw err;
+      await removeMasqChain(list.name, e.containerId);
+      await freeHostLocal(list, e.containerId);
+      await this.#cache.remove(e.networkName, e.containerId, e.ifName);
+      return err;
+    }
+    // The bridge plugin tears down its masquerade rules only inside an existing netns.
     if (!netns) await removeMasqChain(list.name, e.containerId);
     await this.#cache.remove(e.networkName, e.containerId, e.ifName);
+    return undefined;
   }
 
   async #takenPorts(except: string): Promise<ResolvedPort[]> {
@@ -618,13 +637,24 @@ export class NetworkManager {
 
   /**
    * Inverse of setup, idempotent, from any process: DEL every attachment, drop hosts entries,
-   * remove the netns if this library created it, delete the record.
+   * remove the netns if this library created it, delete the record. Best effort by contract:
+   * a plugin whose DEL fails (e.g. macvlan when the parent interface is gone) does not stop it;
+   * what that plugin would have removed is removed by hand, and its error is in `errors`.
    */
-  async teardown(containerId: string, signal?: AbortSignal): Promise<void> {
-    const record = await this.#records.get(containerId);
-    await this.detach(containerId, signal);
-    if (record?.ownsNetns && record.netnsPath) await this.#netns.remove(record.netnsPath);
-    await this.#records.remove(containerId);
+  async teardown(containerId: string, signal?: AbortSignal): Promise<TeardownReport> {
+    return this.#mutex.run(containerId, async () => {
+      const record = await this.#records.get(containerId);
+      const entries = (await this.#cache.list()).entries.filter((e) => e.containerId === containerId);
+      const errors: unknown[] = [];
+      for (const e of entries.reverse()) {
+        const err = await this.#delEntry(e, signal, true);
+        if (err) errors.push(err);
+      }
+      await this.#hosts.update(containerId, () => undefined);
+      if (record?.ownsNetns && record.netnsPath) await this.#netns.remove(record.netnsPath);
+      await this.#records.remove(containerId);
+      return { errors };
+    });
   }
 
   /**
@@ -706,6 +736,18 @@ export class NetworkManager {
   async #maybePruneChains(): Promise<void> {
     const { entries } = await this.#cache.list();
     if (entries.length === 0) await pruneSharedChains();
+  }
+}
+
+/** Frees a container's host-local allocations of one network by hand (files naming the id). */
+async function freeHostLocal(list: ConfList, containerId: string): Promise<void> {
+  const ipam = mainPlugin(list).ipam as Record<string, unknown> | undefined;
+  if (ipam?.type !== 'host-local') return;
+  const dir = join(typeof ipam.dataDir === 'string' ? ipam.dataDir : '/var/lib/cni/networks', list.name);
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    if (!parseIp(f)) continue;
+    const owner = (await readFile(join(dir, f), 'utf8').catch(() => '')).split(/\r?\n/)[0]?.trim();
+    if (owner === containerId) await rm(join(dir, f), { force: true });
   }
 }
 

@@ -10,7 +10,8 @@ import { addNetworkList, checkNetworkList, delNetworkList, statusNetworkList } f
 import { invokePlugin, pluginVersion } from './exec.js';
 import { DEFAULT_PLUGIN_DIRS } from './plugins.js';
 
-const skip = process.getuid?.() !== 0 ? 'needs root' : execOk('/usr/lib/cni/loopback') ? undefined : 'no CNI plugins';
+const skip =
+  process.getuid?.() !== 0 ? 'needs root' : execOk('/usr/lib/cni/loopback') ? undefined : 'no CNI plugins';
 function execOk(p: string): boolean {
   try {
     execFileSync('test', ['-x', p]);
