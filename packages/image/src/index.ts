@@ -128,3 +128,11 @@ export {
 } from './transports/docker-archive/transport.js';
 export { OciArchiveReference, ociArchiveTransport } from './transports/oci-archive/transport.js';
 export { OciLayoutReference, ociLayoutTransport } from './transports/oci-layout/transport.js';
+// --- containers-storage: (images in a @libpod-ts/storage store) ---
+export {
+  CONTAINERS_STORAGE,
+  containersStorageTransport,
+  StorageDestination,
+  StorageReference,
+  StorageSource,
+} from './transports/containers-storage/transport.js';

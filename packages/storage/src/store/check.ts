@@ -101,7 +101,7 @@ async function snapshot(tx: Tx): Promise<Snapshot> {
   for (const prefix of ['In/', 'Cn/', 'Lc/']) {
     for (const [k, v] of await tx.range(prefix, Hex64.or(EmptySchema))) indexes.push([k, v as string]);
   }
-  for (const prefix of ['Id/', 'Ld/', 'Ci/'])
+  for (const prefix of ['Id/', 'Ld/', 'Ci/', 'Lz/'])
     for (const k of await tx.keys(prefix)) indexes.push([k, undefined]);
   return {
     layers,
@@ -195,7 +195,8 @@ export async function check(ctx: Ctx, signal?: AbortSignal): Promise<CheckReport
         ? s.images.has(target)
         : key.startsWith('Cn/') || key.startsWith('Ci/')
           ? s.containers.has(target)
-          : s.layers.get(target)?.state === 'complete';
+          : // Layers being written or deleted are judged by dead-writer-layer, not here.
+            s.layers.has(target);
     if (!ok) add('dangling-index', key, `index entry names missing ${target}`);
   }
   for (const [layerId, m] of s.mounts) {

@@ -209,8 +209,13 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
           uncompressedSize: opts.tar ? uncompressedSize : undefined,
           size,
         };
+        if (opts.compressedDigest !== undefined) done.compressedDigests = [opts.compressedDigest];
         tx.put(K.layer(layerId), stripUndefined(done));
         if (diffID !== undefined) tx.put(K.layerByDiff(diffID, layerId), '');
+        if (opts.compressedDigest !== undefined) {
+          done.compressedDigests = [opts.compressedDigest];
+          tx.put(K.layerByBlob(opts.compressedDigest, layerId), '');
+        }
         if (chainID !== undefined && !(await tx.has(K.layerByChain(chainID)))) {
           tx.put(K.layerByChain(chainID), layerId);
         }
@@ -261,6 +266,7 @@ async function abandonLayer(ctx: Ctx, id: string, owner: LayerRecord['owner']): 
 /** Delete the record of a layer whose files are gone, with its index entries and parent ref. */
 export function dropLayerRecord(tx: Tx, layer: LayerRecord): void {
   tx.del(K.layer(layer.id));
+  for (const d of layer.compressedDigests ?? []) tx.del(K.layerByBlob(d, layer.id));
   if (layer.parent !== null) tx.del(K.ref(layer.parent, holder.layer(layer.id)));
   if (layer.diffID !== undefined) tx.del(K.layerByDiff(layer.diffID, layer.id));
   tx.del(K.mount(layer.id));
@@ -311,6 +317,7 @@ export async function deleteLayer(
 /** In the deleting transaction: hide the layer from lookups and name ourselves the deleter. */
 export function markDeleting(tx: Tx, l: LayerRecord, owner: LayerRecord['owner']): void {
   if (l.diffID !== undefined) tx.del(K.layerByDiff(l.diffID, l.id));
+  for (const d of l.compressedDigests ?? []) tx.del(K.layerByBlob(d, l.id));
   tx.put(K.layer(l.id), { ...l, state: 'deleting', owner });
 }
 
@@ -429,4 +436,38 @@ export async function layerTar(ctx: Ctx, id: string): Promise<Readable> {
   if (hasSplit) return rebuildTar(split, ctx.driver.layerDir(id));
   if (layer.diffID === EMPTY_TAR_DIFFID) return Readable.from([Buffer.alloc(1024)]);
   return ctx.driver.diff(id, chain);
+}
+
+/**
+ * Record that `digest` (a compressed blob, verified by the caller) decompresses to layer `id`'s
+ * content, so a later pull of that blob is skipped.
+ */
+export async function recordBlobDigest(ctx: Ctx, id: string, digest: string, size: number): Promise<void> {
+  await ctx.db.transaction(async (tx) => {
+    const l = await requireCompleteLayer(tx, id);
+    const all = l.compressedDigests ?? [];
+    if (all.includes(digest)) return;
+    tx.put(
+      K.layer(id),
+      stripUndefined({
+        ...l,
+        compressedDigest: l.compressedDigest ?? digest,
+        compressedSize: l.compressedSize ?? size,
+        compressedDigests: [...all, digest],
+      }),
+    );
+    tx.put(K.layerByBlob(digest, id), '');
+  });
+}
+
+/** Complete layers whose content came from the compressed blob `digest`. */
+export async function layersByBlobDigest(ctx: Ctx, digest: string): Promise<LayerRecord[]> {
+  return ctx.db.transaction(async (tx) => {
+    const out: LayerRecord[] = [];
+    for (const k of await tx.keys(K.layerByBlobPrefix(digest))) {
+      const l = await getLayerTx(tx, k.slice(K.layerByBlobPrefix(digest).length));
+      if (l?.state === 'complete') out.push(l);
+    }
+    return out;
+  });
 }

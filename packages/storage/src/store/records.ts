@@ -6,6 +6,7 @@
  *   L/<layerId>                   LayerRecord
  *   Ld/<diffID>/<layerId>         '' index: complete layers by diffID
  *   Lc/<chainID>                  layerId of the complete layer with this chainID
+ *   Lz/<blobDigest>/<layerId>     '' index: layers by the digest of a compressed blob they came from
  *   R/<layerId>/<holder>          '' a reference that keeps layerId alive; holder is
  *                                   `layer:<childId>`, `image:<imageId>` or `lease:<leaseId>`
  *   M/<layerId>                   MountRecord (mount refcount, stamped with the boot id)
@@ -61,6 +62,8 @@ export const LayerRecordSchema = z.object({
   /** Digest and size of the compressed blob the layer came from, when known. */
   compressedDigest: DigestSchema.optional(),
   compressedSize: z.number().int().nonnegative().optional(),
+  /** Every verified compressed blob digest this layer's content came from (gzip, zstd, ...). */
+  compressedDigests: z.array(DigestSchema).optional(),
   /** Uncompressed tar bytes. */
   uncompressedSize: z.number().int().nonnegative().optional(),
   /** Bytes of file content written (driver's count). */
@@ -128,6 +131,8 @@ export const K = {
   layerByDiff: (diffID: string, id: string) => `Ld/${diffID}/${id}`,
   layerByDiffPrefix: (diffID: string) => `Ld/${diffID}/`,
   layerByChain: (chainID: string) => `Lc/${chainID}`,
+  layerByBlob: (digest: string, id: string) => `Lz/${digest}/${id}`,
+  layerByBlobPrefix: (digest: string) => `Lz/${digest}/`,
   ref: (layerId: string, holder: string) => `R/${layerId}/${holder}`,
   refPrefix: (layerId: string) => `R/${layerId}/`,
   refsPrefix: 'R/',

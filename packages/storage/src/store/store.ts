@@ -50,7 +50,9 @@ import {
   createLease,
   deleteLayer,
   layerTar,
+  layersByBlobDigest,
   leaseLayer,
+  recordBlobDigest,
   releaseLease,
 } from './layers.js';
 import { bootId } from './owner.js';
@@ -231,6 +233,16 @@ export class Store implements AsyncDisposable {
         return out;
       }),
     );
+  }
+
+  /** Complete layers whose content came from the compressed blob `digest` (for pull skipping). */
+  layersByBlobDigest(digest: string): Promise<LayerRecord[]> {
+    return this.run(() => layersByBlobDigest(this.ctx, digest));
+  }
+
+  /** Record a verified compressed blob digest of a layer's content (see layersByBlobDigest). */
+  recordBlobDigest(id: string, digest: string, size: number): Promise<void> {
+    return this.run(() => recordBlobDigest(this.ctx, id, digest, size));
   }
 
   /** The complete layer with this chainID, if any. */
