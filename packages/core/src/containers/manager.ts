@@ -222,11 +222,13 @@ export class Containers {
           ...(waiterPid ? { waiterPid } : {}),
         },
       };
-      await this.engine.store.withStoreLock(async () => {
-        const clash = (await this.engine.store.list()).find((r) => r.name === name);
-        if (clash) throw new ContainerNameConflictError(name, clash.id);
+      await this.engine.store.claimName(name, id);
+      try {
         await this.engine.store.write(record);
-      });
+      } catch (err) {
+        await this.engine.store.releaseName(name, id);
+        throw err;
+      }
       if (storage && this.engine.integrations.unmountRootfs) {
         // Mounted for the spec generator (users, workdir); init mounts it again.
         await this.engine.integrations.unmountRootfs(record).catch(() => {});
@@ -517,12 +519,17 @@ export class Containers {
   async rename(nameOrId: string, newName: string): Promise<void> {
     const parsed = parseOptions(ContainerName, 'container name', newName);
     const r = await this.engine.store.resolve(nameOrId);
-    await this.engine.store.withStoreLock(async () => {
-      const clash = (await this.engine.store.list()).find((c) => c.name === parsed && c.id !== r.id);
-      if (clash) throw new ContainerNameConflictError(String(parsed), clash.id);
-      await this.engine.store.update(r.id, (cur) => ({ ...cur, name: String(parsed) }));
-    });
-    await emit(this.engine, { ...r, name: String(parsed) }, 'rename', { oldName: r.name });
+    const name = String(parsed);
+    if (name === r.name) return;
+    await this.engine.store.claimName(name, r.id);
+    try {
+      await this.engine.store.update(r.id, (cur) => ({ ...cur, name }));
+    } catch (err) {
+      await this.engine.store.releaseName(name, r.id);
+      throw err;
+    }
+    await this.engine.store.releaseName(r.name, r.id);
+    await emit(this.engine, { ...r, name }, 'rename', { oldName: r.name });
   }
 
   /** Runs a process in a running container (through conmon `--exec`). */

@@ -1,6 +1,6 @@
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AmbiguousContainerError, ContainerNotFoundError } from '../errors.js';
+import { AmbiguousContainerError, ContainerNameConflictError, ContainerNotFoundError } from '../errors.js';
 import type { Layout } from '../runtime/layout.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { withFileLock } from '../util/lock.js';
@@ -24,7 +24,49 @@ export class ContainerStore {
   constructor(private readonly layout: Layout) {}
 
   async init(): Promise<void> {
-    await mkdir(this.layout.containersDir, { recursive: true, mode: 0o700 });
+    await mkdir(join(this.layout.containersDir, 'names'), { recursive: true, mode: 0o700 });
+  }
+
+  private nameFile(name: string): string {
+    return join(this.layout.containersDir, 'names', name);
+  }
+
+  /**
+   * Claims a name for a container: `names/<name>` created with O_EXCL holding the id, so two
+   * processes can never both get it (no scan of every record). A claim whose container record
+   * does not exist (a creator that crashed before writing it) is stale and taken over.
+   * Throws ContainerNameConflictError.
+   */
+  async claimName(name: string, id: string): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await writeFile(this.nameFile(name), id, { flag: 'wx', mode: 0o600 });
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const owner = (await readFile(this.nameFile(name), 'utf8').catch(() => '')).trim();
+      if (owner === id) return;
+      const rec = /^[0-9a-f]{64}$/.test(owner) ? await this.read(owner) : undefined;
+      if (rec && rec.name === name) throw new ContainerNameConflictError(name, owner);
+      // Stale claim: the owner is gone or renamed; remove it only if it still holds that owner.
+      const again = (await readFile(this.nameFile(name), 'utf8').catch(() => '')).trim();
+      if (again === owner) await unlink(this.nameFile(name)).catch(() => {});
+    }
+    throw new ContainerNameConflictError(name, 'unknown');
+  }
+
+  /** Releases a name held by `id` (no-op when another container holds it). */
+  async releaseName(name: string, id: string): Promise<void> {
+    const owner = (await readFile(this.nameFile(name), 'utf8').catch(() => '')).trim();
+    if (owner === id) await unlink(this.nameFile(name)).catch(() => {});
+  }
+
+  /** The id holding a name, if any (fast path of resolve). */
+  async idForName(name: string): Promise<string | undefined> {
+    if (name.includes('/') || name === '.' || name === '..') return undefined;
+    const owner = (await readFile(this.nameFile(name), 'utf8').catch(() => '')).trim();
+    return /^[0-9a-f]{64}$/.test(owner) ? owner : undefined;
   }
 
   /** Store-wide lock: held while a name is claimed or released. */
@@ -92,6 +134,8 @@ export class ContainerStore {
   }
 
   async delete(id: string): Promise<void> {
+    const r = await this.read(id);
+    if (r) await this.releaseName(r.name, id);
     this.cache.delete(id);
     await rm(this.layout.containerDir(id), { recursive: true, force: true });
   }
@@ -101,6 +145,11 @@ export class ContainerStore {
     if (/^[0-9a-f]{64}$/.test(nameOrId)) {
       const r = await this.read(nameOrId);
       if (r) return r;
+    }
+    const named = await this.idForName(nameOrId);
+    if (named) {
+      const r = await this.read(named);
+      if (r && r.name === nameOrId) return r;
     }
     const all = await this.list();
     const byName = all.find((r) => r.name === nameOrId);
