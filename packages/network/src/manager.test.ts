@@ -441,6 +441,10 @@ describe.skipIf(!!skipReason)('NetworkManager with real CNI plugins', () => {
     // No networks given: the default network (configured for tests as 10.213.250.0/24).
     const d = await net.setup({ containerId: 'ctr-def' });
     expect(d.interfaces[0]!.network).toBe('podman');
+    // A second setup of the same id is refused and does not tear the first one down.
+    await expect(net.setup({ containerId: 'ctr-def' })).rejects.toBeInstanceOf(InvalidNetworkInputError);
+    expect((await net.inspectAttachment('ctr-def'))?.networks[0]?.addresses[0]).toBe(`${d.ips[0]}/24`);
+    expect(inNs(d.netnsPath!, ['ip', '-o', 'addr'])).toContain(d.ips[0]);
     expect(d.ips[0]).toMatch(/^10\.213\.250\./);
     expect((await net.inspectNetwork('podman')).networkInterface).toBe('lpts-def0');
     // Aborting during setup leaves nothing (afterEach checks the host).

@@ -444,6 +444,11 @@ export class NetworkManager {
     }));
   }
 
+  /** What a container is attached to (networks, addresses, MACs, ports, netns); undefined if nothing. */
+  inspectAttachment(containerId: string): Promise<AttachmentRecord | undefined> {
+    return this.#records.get(containerId);
+  }
+
   /** /etc/hosts content for a container, from the hosts registry. */
   hostsFor(containerId: string): Promise<string> {
     return this.#hosts.render(containerId);
@@ -580,6 +585,10 @@ export class NetworkManager {
     const mode = req.netns;
     if (mode.mode !== 'bridge' && req.portMappings.length) {
       throw new InvalidNetworkInputError('portMappings', `port mappings need bridge mode, not ${mode.mode}`);
+    }
+    // Checked before anything is created: the failure path below tears down by container id.
+    if (await this.#records.get(req.containerId)) {
+      throw new InvalidNetworkInputError('containerId', `container ${req.containerId} is already set up`);
     }
     let netnsPath: string | undefined;
     let owns = false;
