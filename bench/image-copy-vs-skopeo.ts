@@ -46,7 +46,9 @@ async function buildManyFilesLayout(work: string): Promise<string> {
   await new Promise<void>((resolve, reject) => {
     const child = spawn('tar', ['-C', '/', '-cf', rawTar, 'usr/share'], { stdio: 'ignore' });
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 || code === 1 ? resolve() : reject(new Error(`tar exited ${code}`))));
+    child.on('close', (code) =>
+      code === 0 || code === 1 ? resolve() : reject(new Error(`tar exited ${code}`)),
+    );
   });
   const diffID = await sha256File(rawTar);
   const gz = join(work, 'usr-share.tar.gz');
@@ -58,7 +60,9 @@ async function buildManyFilesLayout(work: string): Promise<string> {
   await rename(gz, join(layout, 'blobs', 'sha256', layerDigest.slice(7)));
   const config = await writeBlob(
     layout,
-    Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diffID] } })),
+    Buffer.from(
+      JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diffID] } }),
+    ),
   );
   const manifest = await writeBlob(
     layout,
@@ -67,7 +71,9 @@ async function buildManyFilesLayout(work: string): Promise<string> {
         schemaVersion: 2,
         mediaType: 'application/vnd.oci.image.manifest.v1+json',
         config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layerSize }],
+        layers: [
+          { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layerSize },
+        ],
       }),
     ),
   );
@@ -104,7 +110,11 @@ async function benchPull(registry: RigRegistry, work: string, repo: string, name
   await runBenchmark({
     name,
     ours: async () => {
-      await copy(parseImageName(`docker://${registry.host}/${repo}:bench`), parseImageName(`oci:${ours}:bench`), { ctx });
+      await copy(
+        parseImageName(`docker://${registry.host}/${repo}:bench`),
+        parseImageName(`oci:${ours}:bench`),
+        { ctx },
+      );
     },
     reference: {
       cmd: [
@@ -136,7 +146,11 @@ await withHostLock(async () => {
       await buildBusyboxImage({
         dir: layout,
         tag: 'bench',
-        layers: [0, 1, 2, 3].map((i) => ({ kind: 'random' as const, bytes: 32 * 1024 * 1024, seed: `l${i}` })),
+        layers: [0, 1, 2, 3].map((i) => ({
+          kind: 'random' as const,
+          bytes: 32 * 1024 * 1024,
+          seed: `l${i}`,
+        })),
         gzipLevel: 1,
       });
       await pushWithSkopeo(layout, 'bench', registry, { repo: 'bench/random' });
@@ -158,7 +172,7 @@ await withHostLock(async () => {
         work,
         'bench/usr-share',
         'pull a many-files image (/usr/share, gzip) registry -> oci: (copy() vs skopeo copy)',
-        'one gzip(level 6) layer of this host\'s /usr/share (~670 MB, ~47k files); docker-registry on 127.0.0.1, TLS + basic auth',
+        "one gzip(level 6) layer of this host's /usr/share (~670 MB, ~47k files); docker-registry on 127.0.0.1, TLS + basic auth",
       );
     }
   } finally {

@@ -66,9 +66,14 @@ export async function writeVerifiedBlob(
     onProgress: opts.onProgress,
   });
   try {
-    await pipeline(src, verifier, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }), {
-      signal: opts.signal,
-    });
+    await pipeline(
+      src,
+      verifier,
+      createWriteStream(tmp, { flags: 'wx', mode: 0o644, highWaterMark: 1 << 21 }),
+      {
+        signal: opts.signal,
+      },
+    );
     const r = verifier.result!;
     await rename(tmp, finalPath(r.digest));
     return r;
