@@ -459,6 +459,32 @@ describe.skipIf(!!skipReason)('NetworkManager with real CNI plugins', () => {
     else await net.teardown('ctr-abort');
   });
 
+  it('lists with filters, prunes unused networks, reports plugin status', async () => {
+    await fresh();
+    await net.createNetwork({
+      name: 'lpts-l1',
+      subnets: [{ subnet: '10.213.12.0/24' }],
+      bridge: 'lpts-br12',
+      labels: { team: 'a' },
+    });
+    await net.createNetwork({
+      name: 'lpts-l2',
+      subnets: [{ subnet: '10.213.13.0/24' }],
+      bridge: 'lpts-br13',
+    });
+    expect((await net.listNetworks({ label: { team: 'a' } })).map((n) => n.name)).toEqual(['lpts-l1']);
+    expect((await net.listNetworks()).map((n) => n.name).sort()).toEqual(['lpts-l1', 'lpts-l2', 'podman']);
+    const st = await net.networkStatus('lpts-l1');
+    expect(st.map((x) => x.plugin)).toEqual(['bridge', 'portmap', 'firewall', 'tuning']);
+    expect(st.every((x) => x.status === 'unsupported' || x.status === 'ready')).toBe(true);
+    await net.setup({ containerId: 'ctr-l', networks: [{ name: 'lpts-l1' }] });
+    expect(await net.pruneNetworks()).toEqual(['lpts-l2']);
+    expect((await net.listNetworks()).map((n) => n.name).sort()).toEqual(['lpts-l1', 'podman']);
+    await net.removeNetwork('lpts-l1', { force: true });
+    expect(await net.inspectAttachment('ctr-l')).toMatchObject({ networks: [] });
+    expect(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' })).not.toContain('lpts-br12');
+  });
+
   it('detach and cleanup work from a fresh process after a crash', async () => {
     await fresh();
     await net.createNetwork({
