@@ -147,7 +147,7 @@ export class Containers {
     const o = parseOptions(ContainerCreateOptions, 'container options', options);
     signal?.throwIfAborted();
     const id = newContainerId();
-    const name = o.name ?? randomName();
+    let name = o.name ?? randomName();
     const hostname = o.hostname ?? id.slice(0, 12);
     const cgroupsPath = `/libpod_parent/libpod-${id}`;
     let rootfs: string;
@@ -222,11 +222,22 @@ export class Containers {
           ...(waiterPid ? { waiterPid } : {}),
         },
       };
-      await this.engine.store.claimName(name, id);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.engine.store.claimName(record.name, id);
+          break;
+        } catch (err) {
+          // A generated name that happens to be taken: draw another.
+          if (o.name !== undefined || attempt >= 20 || !(err instanceof ContainerNameConflictError))
+            throw err;
+          record.name = randomName();
+        }
+      }
+      name = record.name;
       try {
         await this.engine.store.write(record);
       } catch (err) {
-        await this.engine.store.releaseName(name, id);
+        await this.engine.store.releaseName(record.name, id);
         throw err;
       }
       if (storage && this.engine.integrations.unmountRootfs) {
