@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { IFNAME_RE, NETWORK_NAME_RE } from '../config/schema.js';
 import { DnsOptionsSchema } from '../dns/resolv.js';
+import { parseIp } from '../ip/cidr.js';
 import { PortMappingSchema } from '../ports/ports.js';
 
 /** Container ids and names as the cache file names and CNI_CONTAINERID accept them. */
@@ -20,12 +21,23 @@ export const NetworkRequestSchema = z.object({
 });
 export type NetworkRequest = z.input<typeof NetworkRequestSchema>;
 
+/** RFC 1123 host names; nothing that could start a new line or field in /etc/hosts. */
+const HOSTNAME_RE =
+  /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+
 export const HostsRequestSchema = z.object({
   /** The file the runtime bind-mounts as /etc/hosts; written now and kept current. */
   path: z.string().optional(),
-  hostname: z.string().optional(),
+  hostname: z.string().regex(HOSTNAME_RE, 'must be a host name').max(253).optional(),
   /** "name:ip" entries (podman --add-host). */
-  extraHosts: z.array(z.string()).default([]),
+  extraHosts: z
+    .array(
+      z.string().refine((e) => {
+        const i = e.indexOf(':');
+        return i > 0 && HOSTNAME_RE.test(e.slice(0, i)) && parseIp(e.slice(i + 1)) !== undefined;
+      }, 'must be "name:ip"'),
+    )
+    .default([]),
 });
 
 export const AttachRequestSchema = z.object({

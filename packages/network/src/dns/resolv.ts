@@ -3,11 +3,13 @@ import { parseIp } from '../ip/cidr.js';
 
 export const DnsOptionsSchema = z.object({
   /** Nameservers replacing the host's (podman --dns). */
-  dns: z.array(z.string()).optional(),
+  dns: z.array(z.string().refine((s) => parseIp(s) !== undefined, 'must be an IP address')).optional(),
   /** Search domains replacing the host's; ['.'] means none (podman --dns-search). */
-  dnsSearch: z.array(z.string()).optional(),
-  /** Resolver options replacing the host's (podman --dns-option). */
-  dnsOptions: z.array(z.string()).optional(),
+  dnsSearch: z
+    .array(z.string().regex(/^(\.|[a-zA-Z0-9_]([a-zA-Z0-9_.-]{0,252}))$/, 'must be a domain'))
+    .optional(),
+  /** Resolver options replacing the host's (podman --dns-option). No whitespace: one option each. */
+  dnsOptions: z.array(z.string().regex(/^[a-zA-Z0-9_.:-]{1,64}$/, 'must be one resolver option')).optional(),
 });
 export type DnsOptions = z.infer<typeof DnsOptionsSchema>;
 
