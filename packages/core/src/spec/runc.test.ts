@@ -3,7 +3,7 @@
  * masked paths, clamped rlimits, cgroupfs path) accepted by runc on this host.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
 import { execa } from 'execa';
@@ -30,6 +30,8 @@ describe.skipIf(reason !== undefined)('runc runs the generated config', () => {
   const id = `libpod-ts-spec-${process.pid}-${Date.now().toString(36)}`;
   beforeAll(async () => {
     dir = await makeTempDir('spec-runc');
+    // The user-namespace run's root is host uid 100000: it must be able to reach the rootfs.
+    await chmod(dir, 0o755);
     await makeBusyboxRootfs(join(dir, 'rootfs'), [
       'sh',
       'true',
@@ -93,6 +95,31 @@ describe.skipIf(reason !== undefined)('runc runs the generated config', () => {
     expect(netdevs).toEqual(['lo']);
     expect(lines).toContain(id.slice(0, 12));
     expect(lines.at(-1)).toBe('/w');
+  });
+
+  it('runs in a user namespace with uid/gid mappings', async () => {
+    const spec = await specFromImage(
+      { config: { Cmd: ['/bin/sh', '-c', 'id; cat /proc/self/uid_map /proc/self/gid_map'] } },
+      join(dir, 'rootfs'),
+      {
+        idMappings: {
+          uidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+          gidMappings: [{ containerID: 0, hostID: 100000, size: 65536 }],
+        },
+        containerId: id,
+        hooksDirs: [],
+      },
+    );
+    await writeFile(join(dir, 'config.json'), JSON.stringify(spec));
+    const r = await execa(RUNC!, ['run', '--bundle', dir, id], {
+      reject: false,
+      timeout: 30_000,
+      stdin: 'ignore',
+    });
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    const lines = r.stdout.split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+    expect(lines).toEqual(['uid=0(root) gid=0(root)', '0 100000 65536', '0 100000 65536']);
   });
 
   it('accepts a loaded option set: catatonit as PID 1, read-only rootfs, tmpfs, ro bind, limits', async () => {

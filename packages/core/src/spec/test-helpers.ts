@@ -50,13 +50,15 @@ export function loadRuntimeSpecValidator(dir = runtimeSchemaDir()): Validate | {
     fn(config) ? [] : (fn.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'invalid'}`);
 }
 
-/** /bin/busybox plus applet symlinks in `<dir>/bin`, and /etc/passwd, /etc/group. */
+/** /bin/busybox plus applet symlinks in `<dir>/bin`, and the usual mount points. */
 export async function makeBusyboxRootfs(
   rootfs: string,
   applets: readonly string[] = ['sh', 'true', 'id', 'cat', 'ls', 'pwd'],
 ) {
   await mkdir(join(rootfs, 'bin'), { recursive: true });
-  await mkdir(join(rootfs, 'etc'), { recursive: true });
+  // Mount points exist, as in real images: a root mapped by a user namespace cannot create them.
+  for (const d of ['etc', 'proc', 'sys', 'dev', 'run', 'tmp'])
+    await mkdir(join(rootfs, d), { recursive: true });
   await copyFile('/bin/busybox', join(rootfs, 'bin', 'busybox'));
   for (const a of applets) await symlink('busybox', join(rootfs, 'bin', a));
 }
