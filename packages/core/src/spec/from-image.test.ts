@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -118,5 +118,17 @@ describe('specFromImage options', () => {
         seccompProfile: join(dir, 'missing.json'),
       }),
     ).rejects.toMatchObject({ code: 'ERR_INVALID_SECCOMP_PROFILE' });
+  });
+
+  it('an image whose /dev, /proc or /sys is a symlink is refused', async () => {
+    for (const d of ['dev', 'proc', 'sys']) {
+      const r = join(dir, `hostile-${d}`);
+      await mkdir(r);
+      await symlink(`/libpod-ts-hostile-${d}`, join(r, d));
+      await expect(specFromImage({ config: { Cmd: ['x'] } }, r, { hooksDirs: [] }), d).rejects.toMatchObject({
+        code: 'ERR_ROOTFS_FILE',
+        file: `/${d}`,
+      });
+    }
   });
 });

@@ -2,11 +2,14 @@
  * `specFromImage`: the whole Podman-like pipeline, composed from the SpecOpts in order.
  */
 import { existsSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   ImageVolumeUnmountedError,
   InvalidSpecOptionError,
   InvalidWorkdirError,
   NoCommandError,
+  RootfsFileError,
 } from '../errors.js';
 import { CONTAINER_ENV_VALUE, DEFAULT_CAPABILITIES, DEFAULT_PATH, defaultSpec } from './defaults.js';
 import { type CreateOptionsInput, parseCreateOptions } from './create-options.js';
@@ -87,6 +90,20 @@ export function effectiveCapabilities(capAdd: readonly string[], capDrop: readon
   return [...set].sort();
 }
 
+/**
+ * The runtime mounts procfs, sysfs and a /dev tmpfs on these paths of the rootfs before anything
+ * else; an image that makes one of them a symlink is hostile (runc keeps it inside the rootfs but
+ * then fails obscurely; other runtimes differ). No legitimate image does it: refuse it up front.
+ */
+async function checkPseudoFsMountPoints(rootfs: string): Promise<void> {
+  for (const p of ['proc', 'sys', 'dev']) {
+    const st = await lstat(join(rootfs, p)).catch(() => undefined);
+    if (st?.isSymbolicLink()) {
+      throw new RootfsFileError(`/${p}`, 'is a symlink; the runtime mounts a filesystem there');
+    }
+  }
+}
+
 /** Whether the host runs the unified cgroup v2 hierarchy only (private cgroupns by default there). */
 function cgroupV2Only(): boolean {
   return existsSync('/sys/fs/cgroup/cgroup.controllers');
@@ -114,6 +131,7 @@ export async function specFromImage(
   const merged = mergeImageConfig(image, o);
   if (merged.args.length === 0) throw new NoCommandError();
 
+  await checkPseudoFsMountPoints(rootfs);
   const user = await resolveUser(rootfs, merged.user, { groups: o.groups ?? [] });
   signal?.throwIfAborted();
   // A dry run first: the directory is only created once everything else succeeded, so a
