@@ -76,6 +76,21 @@ describe('applyLayer: legit layers', () => {
     expectOutsideIntact();
   });
 
+  it('ownership is exact under a setgid directory (the chown fast path does not apply there)', async (ctx) => {
+    if (!isRoot) ctx.skip();
+    fs.mkdirSync(path.join(root, 'sg'));
+    fs.chownSync(path.join(root, 'sg'), 0, 1234);
+    fs.chmodSync(path.join(root, 'sg'), 0o2775);
+    await apply([
+      { name: 'sg/f', body: 'x', uid: 0, gid: 0 },
+      { name: 'sg/sub/', type: 'dir', uid: 0, gid: 0 },
+      { name: 'sg/sub/g', body: 'y', uid: 0, gid: 0 },
+      { name: 'top', body: 'z', uid: 0, gid: 0 },
+    ]);
+    for (const f of ['sg/f', 'sg/sub', 'sg/sub/g', 'top'])
+      expect(fs.lstatSync(path.join(root, f)).gid, f).toBe(0);
+  });
+
   it('keeps security.capability and user xattrs from SCHILY.xattr pax records', async (ctx) => {
     if (!isRoot) ctx.skip(); // security.capability needs CAP_SETFCAP
     const cap = Buffer.from('0100000200200000000000000000000000000000', 'hex'); // cap_net_raw=ep
@@ -516,6 +531,41 @@ describe('applyLayer: whiteouts', () => {
     expect(fs.existsSync(path.join(root, 'var/run'))).toBe(false);
     fs.rmSync(lower, { recursive: true });
     fs.mkdirSync(lower);
+  });
+
+  it('overlay mode: replacing a lower symlink with a directory redirects later entries', async (ctx) => {
+    if (!isRoot) ctx.skip();
+    const lower = path.join(tmp, 'layer-evil');
+    fs.mkdirSync(path.join(lower, 'var'));
+    fs.mkdirSync(path.join(lower, 'run'));
+    fs.symlinkSync('/run', path.join(lower, 'var/run'));
+    await apply(
+      [
+        { name: 'var/run/a', body: 'via link' },
+        { name: 'var/run/', type: 'dir' },
+        { name: 'var/run/b', body: 'in dir' },
+      ],
+      { whiteouts: 'overlay', lowerDirs: [lower] },
+    );
+    expect(fs.readFileSync(path.join(root, 'run/a'), 'utf8')).toBe('via link');
+    expect(fs.readFileSync(path.join(root, 'var/run/b'), 'utf8')).toBe('in dir');
+    fs.rmSync(lower, { recursive: true });
+    fs.mkdirSync(lower);
+  });
+
+  it('a parent that is a file is malformed; a hardlink to a directory is refused', async () => {
+    await expect(
+      apply([
+        { name: 'f', body: '' },
+        { name: 'f/x', body: '' },
+      ]),
+    ).rejects.toMatchObject({ code: 'ERR_MALFORMED_ARCHIVE' });
+    await expect(
+      apply([
+        { name: 'd/', type: 'dir' },
+        { name: 'h', type: 'hardlink', linkname: 'd' },
+      ]),
+    ).rejects.toMatchObject({ code: 'ERR_UNSAFE_LAYER_ENTRY' });
   });
 });
 

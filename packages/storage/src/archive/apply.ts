@@ -66,6 +66,7 @@ export interface ApplyLayerResult {
   xattrsSkipped: number;
 }
 
+const S_ISGID = 0o2000;
 const O_NEW_FILE =
   fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
@@ -176,6 +177,11 @@ class Applier {
   private readonly view: LayerView | undefined;
   /** lexical parent path -> host dir (verified directory, reached inside the root). */
   private dirCache = new Map<string, string>();
+  /** host dirs known to have no setgid bit (so new files get the process's egid). */
+  private plainDirs = new Set<string>();
+  private rootPlain: boolean | undefined;
+  private readonly euid = process.geteuid?.() ?? -1;
+  private readonly egid = process.getegid?.() ?? -1;
   /** host dir path -> directory entry whose metadata is applied at the end (later wins). */
   private readonly deferredDirs = new Map<string, DeferredDir>();
   /** apply mode: relative paths written by this layer (opaque markers keep these). */
@@ -215,12 +221,12 @@ class Applier {
     this.written?.add(rel);
     switch (e.type) {
       case 'dir':
-        this.mkdirEntry(host, e);
+        if (this.mkdirEntry(host, e) || this.plainDirs.has(parent)) this.plainDirs.add(host);
         // a real directory reached without following anything: later children skip the lookup
         this.dirCache.set(rel, host);
         return;
       case 'file':
-        await this.fileEntry(host, e, reader);
+        await this.fileEntry(host, e, reader, this.plainDirs.has(parent));
         return;
       case 'symlink':
         this.clear(host, e.name);
@@ -243,16 +249,26 @@ class Applier {
    * inside the root; with `noLinks` (whiteouts) any symlink on the way is an error.
    */
   private parentDir(parts: string[], label: string, noLinks: boolean): string {
-    if (parts.length === 1) return this.root;
+    if (parts.length === 1) {
+      if (this.rootPlain === undefined) {
+        this.rootPlain = (fs.lstatSync(this.root).mode & S_ISGID) === 0;
+        if (this.rootPlain) this.plainDirs.add(this.root);
+      }
+      return this.root;
+    }
     const key = parts.slice(0, -1).join('/');
     const cached = this.dirCache.get(key);
     if (cached !== undefined && !noLinks) return cached;
     let host: string;
     if (this.view) {
       const rel = this.view.resolve(parts.slice(0, -1), label);
-      if (noLinks && rel.join('/') !== key)
-        throw new InvalidWhiteoutError(label, 'its parent path goes through a symlink');
+      const direct = rel.join('/') === key;
+      if (noLinks && !direct) throw new InvalidWhiteoutError(label, 'its parent path goes through a symlink');
       host = this.copyUpDirs(rel, label);
+      // A path that went through a LOWER layer's symlink is not cached: replacing that symlink
+      // in this layer would not be seen by clear(), which only looks at the upper dir.
+      if (!direct) return host;
+      this.notePlain(host);
     } else {
       host = resolveInRootSync(this.root, key);
       if (noLinks && host !== this.root + '/' + key) {
@@ -263,8 +279,11 @@ class Applier {
         // Everything up to the first missing component is resolved and symlink-free, and the
         // rest does not exist: a recursive mkdir creates only inside the root.
         fs.mkdirSync(host, { recursive: true, mode: 0o755 });
+        this.notePlain(host);
       } else if (!st.isDirectory()) {
         throw new MalformedArchiveError(`parent of ${label} is not a directory`);
+      } else if ((st.mode & S_ISGID) === 0) {
+        this.plainDirs.add(host);
       }
     }
     this.dirCache.set(key, host);
@@ -301,33 +320,45 @@ class Applier {
     return host;
   }
 
+  private dropCaches(): void {
+    this.dirCache.clear();
+    this.plainDirs.clear();
+    this.rootPlain = undefined;
+  }
+
   /** Remove whatever is at `host` (not following it) so a new object can be created there. */
   private clear(host: string, label: string): void {
     const st = lstatOrUndef(host);
     if (!st) return;
     if (st.isDirectory()) {
       fs.rmSync(host, { recursive: true, force: true });
-      this.dirCache.clear();
+      this.dropCaches();
     } else {
       fs.unlinkSync(host);
-      if (st.isSymbolicLink()) this.dirCache.clear();
+      if (st.isSymbolicLink()) this.dropCaches();
     }
     void label;
   }
 
-  private mkdirEntry(host: string, e: TarEntry): void {
+  /** Returns true when the directory is known to have no setgid bit now (false: unknown). */
+  private mkdirEntry(host: string, e: TarEntry): boolean {
     const st = lstatOrUndef(host);
-    if (!st?.isDirectory()) {
-      if (st) this.clear(host, e.name);
-      fs.mkdirSync(host, { mode: 0o755 });
-      // overlay: a directory where this layer put a whiteout must keep the lower one hidden
-      if (this.overlay && st?.isCharacterDevice() && st.rdev === 0)
-        lsetxattr(host, OVERLAY_OPAQUE_XATTR, 'y');
-    }
     this.deferredDirs.set(host, { e });
+    if (st?.isDirectory()) return (st.mode & S_ISGID) === 0;
+    if (st) this.clear(host, e.name);
+    fs.mkdirSync(host, { mode: 0o755 });
+    // overlay: a directory where this layer put a whiteout must keep the lower one hidden
+    if (this.overlay && st?.isCharacterDevice() && st.rdev === 0) lsetxattr(host, OVERLAY_OPAQUE_XATTR, 'y');
+    // a new dir inherits setgid only from a setgid parent: the caller checks the parent
+    return false;
   }
 
-  private async fileEntry(host: string, e: TarEntry, reader: TarReader): Promise<void> {
+  /** Record `host` as a directory without setgid (files created in it get our egid). */
+  private notePlain(host: string): void {
+    if ((fs.lstatSync(host).mode & S_ISGID) === 0) this.plainDirs.add(host);
+  }
+
+  private async fileEntry(host: string, e: TarEntry, reader: TarReader, parentPlain: boolean): Promise<void> {
     // When the final mode survives the umask and has no setuid/setgid/sticky bit (which chown
     // would clear), create the file with it and save the fchmod.
     const modeAtOpen = (e.mode & 0o7000) === 0 && (e.mode & this.umask) === 0;
@@ -347,7 +378,8 @@ class Applier {
         let off = 0;
         while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
       });
-      fs.fchownSync(fd, e.uid, e.gid);
+      // A new file is already ours (euid, and egid unless the dir is setgid): skip the chown.
+      if (!(parentPlain && e.uid === this.euid && e.gid === this.egid)) fs.fchownSync(fd, e.uid, e.gid);
       // after chown: chown clears setuid/setgid
       if (!modeAtOpen) fs.fchmodSync(fd, e.mode);
       fs.futimesSync(fd, e.mtime, e.mtime);
@@ -441,10 +473,10 @@ class Applier {
     if (!st) return;
     if (st.isDirectory()) {
       fs.rmSync(host, { recursive: true, force: true });
-      this.dirCache.clear();
+      this.dropCaches();
     } else {
       fs.unlinkSync(host);
-      if (st.isSymbolicLink()) this.dirCache.clear();
+      if (st.isSymbolicLink()) this.dropCaches();
     }
     this.written?.delete(parts.slice(0, -1).concat(name).join('/'));
   }

@@ -24,6 +24,17 @@ import { checkId, exists, mountPoints, run, runOrThrow } from '../common.js';
 import type { ApplyDiffOptions, Change, Driver, DriverOptions, MountOptions, ProbeResult } from '../types.js';
 import { strip } from '../vfs/driver.js';
 
+let featureOff: string[] | undefined;
+
+/** `<feature>=off` for each overlay feature this kernel knows (it has a module parameter). */
+function featureOffOptions(): string[] {
+  if (featureOff) return featureOff;
+  featureOff = ['redirect_dir', 'metacopy', 'index']
+    .filter((f) => exists(`/sys/module/overlay/parameters/${f}`))
+    .map((f) => `${f}=off`);
+  return featureOff;
+}
+
 /** Linux limits the mount data to one page. */
 const MAX_MOUNT_DATA = 4095;
 
@@ -158,6 +169,9 @@ export class OverlayDriver implements Driver {
     } else {
       if (lowers.length === 0) lowers.push(`${id}/empty`);
       data = `lowerdir=${lowers.join(':')},upperdir=${id}/diff,workdir=${id}/work`;
+      // The upper dir must stay a plain OCI-style changeset that changes()/diff() can read:
+      // no redirect xattrs for renamed dirs, no metadata-only copy-ups, no inode index.
+      for (const o of featureOffOptions()) data += ',' + o;
     }
     for (const o of opts.mountOptions ?? []) {
       if (o.includes(',') && !o.startsWith('context='))
