@@ -120,6 +120,28 @@ describe('specFromImage options', () => {
     ).rejects.toMatchObject({ code: 'ERR_INVALID_SECCOMP_PROFILE' });
   });
 
+  it('explicit private UTS keeps the hostname; privileged honours capDrop', async () => {
+    const spec = await specFromImage({ config: { Cmd: ['x'] } }, rootfs, {
+      hooksDirs: [],
+      hostname: 'h1',
+      namespaces: { uts: 'private' },
+    });
+    expect(spec.hostname).toBe('h1');
+    const joined = await specFromImage({ config: { Cmd: ['x'] } }, rootfs, {
+      hooksDirs: [],
+      hostname: 'h1',
+      namespaces: { uts: { path: '/proc/1/ns/uts' } },
+    });
+    expect(joined.hostname).toBeUndefined();
+    const priv = await specFromImage({ config: { Cmd: ['x'] } }, rootfs, {
+      hooksDirs: [],
+      privileged: true,
+      capDrop: ['SYS_ADMIN'],
+    });
+    expect(priv.process?.capabilities?.bounding).not.toContain('CAP_SYS_ADMIN');
+    expect(priv.process?.capabilities?.bounding).toContain('CAP_NET_ADMIN');
+  });
+
   it('an image whose /dev, /proc or /sys is a symlink is refused', async () => {
     for (const d of ['dev', 'proc', 'sys']) {
       const r = join(dir, `hostile-${d}`);

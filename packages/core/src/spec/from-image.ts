@@ -60,6 +60,7 @@ import {
 import {
   hostCapabilities,
   normalizeCapability,
+  withCapDrop,
   withCapabilities,
   withDefaultSeccomp,
   withPrivileged,
@@ -171,12 +172,15 @@ export async function specFromImage(
 
   // Identity.
   const hostname = o.hostname ?? o.containerId?.slice(0, 12);
-  if (hostname && ns.uts === undefined) opts.push(withHostname(hostname));
-  if (o.domainname && ns.uts === undefined) opts.push(withDomainname(o.domainname));
+  // A host or joined UTS namespace is not ours to name.
+  const ownUts = ns.uts === undefined || ns.uts === 'private';
+  if (hostname && ownUts) opts.push(withHostname(hostname));
+  if (o.domainname && ownUts) opts.push(withDomainname(o.domainname));
 
   // Privileges: capabilities first, seccomp computed from the final bounding set.
   if (o.privileged) {
     opts.push(withPrivileged(), withHostDevices());
+    if (o.capDrop.length > 0) opts.push(withCapDrop(...o.capDrop));
   } else {
     const caps = effectiveCapabilities(o.capAdd, o.capDrop);
     const added = o.capAdd.map(normalizeCapability).filter((c) => c !== 'ALL');
