@@ -66,3 +66,28 @@ describe('CreateOptions schema', () => {
     expect(() => cgroupsPathFor('abc', { parent: '/a/../b' })).toThrow();
   });
 });
+
+describe('capability opts', () => {
+  it('withCapAdd / withCapDrop edit every present set', async () => {
+    const { generateSpec } = await import('./generate.js');
+    const { withCapAdd, withCapDrop, withCapabilities } = await import('./opts/security.js');
+    const spec = await generateSpec(undefined, withCapAdd('net_admin'), withCapDrop('CAP_CHOWN'));
+    const c = spec.process!.capabilities!;
+    for (const set of [c.bounding, c.effective, c.permitted]) {
+      expect(set).toContain('CAP_NET_ADMIN');
+      expect(set).not.toContain('CAP_CHOWN');
+    }
+    expect(c.inheritable).toBeUndefined();
+    const none = await generateSpec(undefined, withCapDrop('ALL'));
+    expect(none.process!.capabilities!.bounding).toEqual([]);
+    const nonRoot = await generateSpec(undefined, withCapabilities(['CAP_KILL', 'CAP_NET_RAW'], ['NET_RAW']));
+    expect(nonRoot.process!.capabilities).toEqual({
+      bounding: ['CAP_KILL', 'CAP_NET_RAW'],
+      effective: ['CAP_NET_RAW'],
+      inheritable: ['CAP_NET_RAW'],
+      permitted: ['CAP_NET_RAW'],
+      ambient: ['CAP_NET_RAW'],
+    });
+    expect(() => withCapAdd('CAP_FLY')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_SPEC_OPTION' }));
+  });
+});

@@ -78,10 +78,9 @@ export function withCapAdd(...names: string[]): SpecOpt {
     const p = ensureProcess(spec);
     p.capabilities ??= { bounding: [], effective: [], permitted: [] };
     const add = norm.includes('ALL') ? hostCapabilities() : norm;
-    const fn = (list: string[]) => [...new Set([...list, ...add])].sort();
-    for (const k of ['bounding', 'effective', 'permitted'] as const)
-      p.capabilities[k] = fn(p.capabilities[k] ?? []);
-    editCaps(p.capabilities, fn, true);
+    const caps = p.capabilities;
+    for (const k of ['bounding', 'effective', 'permitted'] as const) caps[k] ??= [];
+    editCaps(caps, (list) => [...new Set([...list, ...add])].sort(), true);
   };
 }
 
