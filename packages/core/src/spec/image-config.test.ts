@@ -53,7 +53,10 @@ describe('image config merge', () => {
     });
     expect(mergeImageConfig({ config: {} }).stopSignal).toBe(15);
     // An empty user/workdir means "not given", as with `docker run --user ""`.
-    expect(mergeImageConfig(img, { user: '', workdir: '' })).toMatchObject({ user: 'nobody', workdir: '/app' });
+    expect(mergeImageConfig(img, { user: '', workdir: '' })).toMatchObject({
+      user: 'nobody',
+      workdir: '/app',
+    });
     expect(() => mergeImageConfig({ config: { StopSignal: 'SIGNOPE' } })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_SPEC_OPTION' }),
     );
