@@ -218,6 +218,20 @@ describe('offline busybox OCI image builder', () => {
     ]);
   });
 
+  it('stops on abort mid-layer and leaves no partial blob', async () => {
+    const dir = join(work, 'aborted');
+    const ac = new AbortController();
+    const build = buildBusyboxImage({
+      dir,
+      layers: [{ kind: 'random', bytes: 512 * 1024 * 1024 }],
+      compression: 'none',
+      signal: ac.signal,
+    });
+    setTimeout(() => ac.abort(), 50);
+    await expect(build).rejects.toThrow(/abort/i);
+    expect(await readdir(join(dir, 'blobs', 'sha256'))).toEqual([]);
+  });
+
   it('is reproducible: the same options give the same digests', async () => {
     const dir = join(work, 'repro');
     const opts = { dir, layers: [{ kind: 'busybox' as const }, { kind: 'random' as const, bytes: 100_000 }] };

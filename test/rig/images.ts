@@ -134,6 +134,8 @@ export interface BuildImageOptions {
   created?: string;
   author?: string;
   manifestAnnotations?: Record<string, string>;
+  /** Aborts between tar entries and between 1 MiB chunks of random data; the partial blob is removed. */
+  signal?: AbortSignal;
 }
 
 export interface Descriptor {
@@ -455,6 +457,7 @@ function layerEntries(
         for (let left = layer.bytes; left > 0; ) {
           const n = Math.min(left, 1 << 20);
           left -= n;
+          opts.signal?.throwIfAborted();
           if (!w.write(next(n))) await new Promise<void>((r) => w.once('drain', () => r()));
         }
       };
@@ -548,6 +551,7 @@ async function writeLayer(
   entries: Entry[],
   compression: 'gzip' | 'none',
   gzipLevel: number,
+  signal?: AbortSignal,
 ): Promise<BuiltLayer> {
   const tmp = join(dir, 'blobs', 'sha256', `.tmp-${randomBytes(8).toString('hex')}`);
   const pack = tar.pack();
@@ -555,14 +559,20 @@ async function writeLayer(
   const blobHash = new HashCount();
   const stages: NodeJS.ReadWriteStream[] =
     compression === 'gzip' ? [tarHash, createGzip({ level: gzipLevel }), blobHash] : [tarHash, blobHash];
+  let done: Promise<void> | undefined;
   try {
-    const done = pipeline([pack as unknown as NodeJS.ReadableStream, ...stages, createWriteStream(tmp)]);
-    // Surface pipeline errors even while entries are still being written.
+    done = pipeline([pack as unknown as NodeJS.ReadableStream, ...stages, createWriteStream(tmp)]);
+    // Awaited below (or in the catch); this only keeps an early failure from being unhandled.
     done.catch(() => {});
-    for (const e of entries) await writeEntry(pack, e);
+    for (const e of entries) {
+      signal?.throwIfAborted();
+      await writeEntry(pack, e);
+    }
     pack.finalize();
     await done;
   } catch (err) {
+    pack.destroy(err as Error);
+    await done?.catch(() => {});
     await rm(tmp, { force: true });
     throw err;
   }
@@ -648,7 +658,7 @@ async function buildManifest(opts: BuildImageOptions): Promise<Omit<BuiltImage, 
   const built: BuiltLayer[] = [];
   for (const [i, layer] of layers.entries()) {
     const entries = await layerEntries(layer, i, opts, mtime);
-    built.push(await writeLayer(dir, entries, opts.compression ?? 'gzip', opts.gzipLevel ?? 6));
+    built.push(await writeLayer(dir, entries, opts.compression ?? 'gzip', opts.gzipLevel ?? 6, opts.signal));
   }
   const config = imageConfig(
     opts,

@@ -217,6 +217,19 @@ describe('registry lifecycle', () => {
     await expect(get(`${reg.url}/v2/`, { ca: undefined })).rejects.toThrow();
   });
 
+  it('an aborted start leaves nothing behind', async () => {
+    await expect(startRegistry({ tls: true, auth: 'token', signal: AbortSignal.abort() })).rejects.toThrow(
+      /abort/i,
+    );
+    const ac = new AbortController();
+    const starting = startRegistry({ tls: true, auth: 'basic', signal: ac.signal });
+    setTimeout(() => ac.abort(), 30);
+    await starting.then(
+      (reg) => reg.stop(),
+      (err: Error) => expect(err.name).toBe('AbortError'),
+    );
+  });
+
   it('runs several registries at once on distinct ports', async () => {
     const [a, b] = await Promise.all([startRegistry(), startRegistry({ auth: 'basic' })]);
     try {

@@ -41,6 +41,8 @@ export interface RegistryOptions {
   tokenTtlSeconds?: number;
   /** Allow DELETE of manifests and blobs. Default true. */
   deleteEnabled?: boolean;
+  /** Aborting while starting stops what was started and rejects with the abort reason. */
+  signal?: AbortSignal;
 }
 
 export interface RigRegistry {
@@ -235,6 +237,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<RigRegi
     }
 
     let port = 0;
+    opts.signal?.throwIfAborted();
     for (let attempt = 0; ; attempt++) {
       port = await freePort();
       const configPath = join(dir, 'config.yml');
@@ -256,6 +259,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<RigRegi
       const deadline = Date.now() + 15_000;
       let up = false;
       while (Date.now() < deadline && c.exitCode === null && c.signalCode === null) {
+        opts.signal?.throwIfAborted();
         try {
           const status = await probeV2(url, ca);
           if (status === 200 || status === 401) {
