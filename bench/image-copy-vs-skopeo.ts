@@ -8,8 +8,11 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { execa } from 'execa';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { copy, parseImageName } from '../packages/image/src/index.js';
@@ -22,7 +25,7 @@ import {
   skopeoRegistryArgs,
   startRegistry,
 } from '../test/rig/index.js';
-import { runBenchmark, withHostLock } from './lib/harness.js';
+import { DEFAULT_RESULTS_FILE, runBenchmark, withHostLock } from './lib/harness.js';
 
 const which = process.env.BENCH_IMAGE ?? 'ab';
 
@@ -135,6 +138,49 @@ async function benchPull(registry: RigRegistry, work: string, repo: string, name
     // The harness reports this process's peak RSS; most of it is Node + tsx + the rig, not copy().
     notes: `${notes}; this process's RSS before the first run: ${Math.round(baseRss / 2 ** 20)} MiB`,
   });
+  await measureRss(registry, work, repo, ctx);
+}
+
+const dist = fileURLToPath(new URL('../packages/image/dist/index.js', import.meta.url));
+
+/**
+ * The harness measures this whole process (Node + tsx + rig), so the memory bound is also checked
+ * where it means something: copy() alone in a fresh Node process on the built package, peak RSS
+ * by GNU time, next to an empty Node process for scale. Appended under the harness's section.
+ */
+async function measureRss(registry: RigRegistry, work: string, repo: string, ctx: object): Promise<void> {
+  const results = process.env.BENCH_RESULTS ?? DEFAULT_RESULTS_FILE;
+  if (!existsSync(dist)) {
+    const why = `- peak RSS of copy() alone: not measured (${dist} missing; run \`npm run build -w @libpod-ts/image\`)\n`;
+    console.log(why);
+    await appendFile(results, why);
+    return;
+  }
+  const script = join(work, 'copy-once.mjs');
+  await writeFile(
+    script,
+    `import { copy, parseImageName } from ${JSON.stringify(pathToFileURL(dist).href)};\n` +
+      'await copy(parseImageName(process.argv[2]), parseImageName(process.argv[3]), { ctx: JSON.parse(process.env.BENCH_CTX) });\n',
+  );
+  const peak = async (args: string[]): Promise<number> => {
+    const r = await execa('/usr/bin/time', ['-f', '%M', 'node', ...args], {
+      env: { BENCH_CTX: JSON.stringify(ctx) },
+    });
+    return Number(r.stderr.trim().split('\n').pop()) / 1024;
+  };
+  const empty = await peak(['-e', '']);
+  let worst = 0;
+  for (let i = 0; i < 3; i++) {
+    const out = join(work, 'out-rss');
+    await rm(out, { recursive: true, force: true });
+    worst = Math.max(
+      worst,
+      await peak([script, `docker://${registry.host}/${repo}:bench`, `oci:${out}:bench`]),
+    );
+  }
+  const line = `- peak RSS of copy() alone in a fresh Node process (built dist, GNU time %M, worst of 3): ${worst.toFixed(0)} MiB (an empty \`node -e ''\`: ${empty.toFixed(0)} MiB)\n`;
+  console.log(line);
+  await appendFile(results, line);
 }
 
 await withHostLock(async () => {
