@@ -30,6 +30,7 @@ export { ContainerCreateOptions, ContainerName, RestartPolicyString } from './co
 export { ContainerRecord, ContainerState, ContainerStatus, RestartPolicy } from './containers/record.js';
 export type { Engine, Integrations } from './containers/engine.js';
 export { ExecOptions, type ExecResult } from './containers/exec.js';
+export type { AttachOptions, AttachSession } from './containers/attach.js';
 export { type LogLine, LogsOptions, K8sFileParser } from './containers/logs.js';
 export type { ContainerInspect } from './containers/inspect.js';
 export { type ContainerSummary, ListOptions } from './containers/list.js';

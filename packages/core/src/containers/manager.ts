@@ -9,6 +9,7 @@ import {
   type OciRuntimeError,
 } from '../errors.js';
 import { isProcessAlive } from '../util/fs.js';
+import { type AttachOptions, type AttachSession, attachToContainer } from './attach.js';
 import { minimalSpec } from './default-spec.js';
 import { type Engine, emit, handleExit, initContainer, readExitCode, removeContainer } from './engine.js';
 import { type ExecOptions, type ExecResult, execInContainer } from './exec.js';
@@ -552,6 +553,19 @@ export class Containers {
     if (res.exitCode !== undefined)
       await emit(this.engine, r, 'exec_died', { exitCode: String(res.exitCode) });
     return res;
+  }
+
+  /**
+   * Attaches to a running container's stdio through conmon's attach socket: output from now on
+   * to `stdout`/`stderr`, `stdin` to the container (created with `stdin: true`).
+   */
+  async attach(nameOrId: string, options: AttachOptions = {}): Promise<AttachSession> {
+    const r = await this.current(nameOrId);
+    if (r.state.status !== 'running' && r.state.status !== 'created')
+      throw new ContainerStateError(r.id, r.state.status, 'attach to');
+    const session = await attachToContainer(this.engine, r, options);
+    await emit(this.engine, r, 'attach');
+    return session;
   }
 
   /** The container's output from its k8s-file log. */
