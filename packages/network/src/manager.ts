@@ -336,34 +336,41 @@ export class NetworkManager {
       if (await this.#records.get(req.containerId)) {
         throw new InvalidNetworkInputError('containerId', `container ${req.containerId} is already attached`);
       }
-      const names = new Set<string>();
-      const ifs = new Set<string>();
-      for (const n of req.networks) {
-        if (names.has(n.name))
-          throw new InvalidNetworkInputError('networks', `network ${n.name} listed twice`);
-        names.add(n.name);
-        if (n.interface) {
-          if (ifs.has(n.interface))
-            throw new InvalidNetworkInputError('networks.interface', `${n.interface} used twice`);
-          ifs.add(n.interface);
-        }
-      }
-      const loaded = await Promise.all(req.networks.map((n) => this.#config.get(n.name)));
-      const record: AttachmentRecord = {
-        containerId: req.containerId,
-        name: req.name ?? req.containerId,
-        netnsPath: req.netnsPath,
-        ownsNetns: false,
-        mode: 'bridge',
-        networks: [],
-        ports: [],
-        state: 'setting-up',
-        pid: process.pid,
-      };
-      await this.#doAttach(record, req.networks, loaded, req.portMappings, signal);
-      await this.#registerHosts(record, req.hosts);
-      return toResult(record);
+      return this.#attachParsed(req, false, signal);
     });
+  }
+
+  async #attachParsed(
+    req: z.output<typeof AttachRequestSchema>,
+    ownsNetns: boolean,
+    signal?: AbortSignal,
+  ): Promise<AttachResult> {
+    const names = new Set<string>();
+    const ifs = new Set<string>();
+    for (const n of req.networks) {
+      if (names.has(n.name)) throw new InvalidNetworkInputError('networks', `network ${n.name} listed twice`);
+      names.add(n.name);
+      if (n.interface) {
+        if (ifs.has(n.interface))
+          throw new InvalidNetworkInputError('networks.interface', `${n.interface} used twice`);
+        ifs.add(n.interface);
+      }
+    }
+    const loaded = await Promise.all(req.networks.map((n) => this.#config.get(n.name)));
+    const record: AttachmentRecord = {
+      containerId: req.containerId,
+      name: req.name ?? req.containerId,
+      netnsPath: req.netnsPath,
+      ownsNetns,
+      mode: 'bridge',
+      networks: [],
+      ports: [],
+      state: 'setting-up',
+      pid: process.pid,
+    };
+    await this.#doAttach(record, req.networks, loaded, req.portMappings, signal);
+    await this.#registerHosts(record, req.hosts);
+    return toResult(record);
   }
 
   async #doAttach(
@@ -586,50 +593,45 @@ export class NetworkManager {
     if (mode.mode !== 'bridge' && req.portMappings.length) {
       throw new InvalidNetworkInputError('portMappings', `port mappings need bridge mode, not ${mode.mode}`);
     }
-    // Checked before anything is created: the failure path below tears down by container id.
-    if (await this.#records.get(req.containerId)) {
-      throw new InvalidNetworkInputError('containerId', `container ${req.containerId} is already set up`);
-    }
-    let netnsPath: string | undefined;
-    let owns = false;
-    if (mode.mode === 'bridge' || mode.mode === 'none') {
-      netnsPath = await this.#netns.create(req.containerId, signal);
-      owns = true;
-    } else if (mode.mode === 'container' || mode.mode === 'ns') {
+    // The record is claimed first (atomically), so the failure path below may tear down by id,
+    // and a concurrent cleanupStale sees a live 'setting-up' owner instead of an orphan netns.
+    const owns = mode.mode === 'bridge' || mode.mode === 'none';
+    if (mode.mode === 'container' || mode.mode === 'ns') {
       if (!(await exists(mode.path)))
         throw new InvalidNetworkInputError('netns.path', `${mode.path} does not exist`);
-      netnsPath = mode.path;
     }
+    const placeholder: AttachmentRecord = {
+      containerId: req.containerId,
+      name: req.name ?? req.containerId,
+      netnsPath: owns ? this.#netns.pathOf(req.containerId) : 'path' in mode ? mode.path : '',
+      ownsNetns: owns,
+      mode: mode.mode,
+      networks: [],
+      ports: [],
+      state: 'setting-up',
+      pid: process.pid,
+    };
+    if (!(await this.#records.create(placeholder))) {
+      throw new InvalidNetworkInputError('containerId', `container ${req.containerId} is already set up`);
+    }
+    const netnsPath = placeholder.netnsPath || undefined;
     let result: AttachResult = { interfaces: [], ips: [], ports: [] };
     try {
+      if (owns) await this.#netns.create(req.containerId, signal);
       if (mode.mode === 'bridge') {
         const networks = req.networks?.length ? req.networks : [{ name: this.options.defaultNetwork.name }];
-        result = await this.attach(
-          {
-            containerId: req.containerId,
-            name: req.name,
-            netnsPath: netnsPath!,
-            networks,
-            portMappings: req.portMappings,
-            hosts: req.hosts,
-          },
-          signal,
-        );
-        const rec = (await this.#records.get(req.containerId))!;
-        await this.#records.put({ ...rec, ownsNetns: true });
-      } else {
-        await this.#records.put({
+        const attachReq = AttachRequestSchema.parse({
           containerId: req.containerId,
-          name: req.name ?? req.containerId,
-          netnsPath: netnsPath ?? '',
-          ownsNetns: owns,
-          mode: mode.mode,
-          networks: [],
-          ports: [],
-          state: 'ready',
-          pid: process.pid,
+          name: req.name,
+          netnsPath: netnsPath!,
+          networks,
+          portMappings: req.portMappings,
+          hosts: req.hosts,
         });
-        if (req.hosts) await this.#registerHosts((await this.#records.get(req.containerId))!, req.hosts);
+        result = await this.#mutex.run(req.containerId, () => this.#attachParsed(attachReq, true, signal));
+      } else {
+        await this.#records.put({ ...placeholder, state: 'ready' });
+        if (req.hosts) await this.#registerHosts(placeholder, req.hosts);
       }
       if (req.resolvConfPath) {
         const ipv6 = result.ips.some((i) => parseIp(i)?.family === 6);
@@ -637,8 +639,9 @@ export class NetworkManager {
         await writeFile(req.resolvConfPath, text);
       }
     } catch (err) {
+      // #doAttach drops the record on its own failure; put it back so teardown finds the netns.
+      if (!(await this.#records.get(req.containerId))) await this.#records.put(placeholder);
       await this.teardown(req.containerId).catch(() => {});
-      if (owns && netnsPath) await this.#netns.remove(netnsPath).catch(() => {});
       throw err;
     }
     return { ...result, netnsPath, mode: mode.mode };

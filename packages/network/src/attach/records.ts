@@ -1,4 +1,4 @@
-import { readdir, rm } from 'node:fs/promises';
+import { link, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { isEnoent, readIfExists, writeAtomic } from '../util/fs.js';
@@ -54,6 +54,23 @@ export class RecordStore {
   async put(r: AttachmentRecord): Promise<void> {
     await writeAtomic(join(this.dir, `${r.containerId}.json`), JSON.stringify(r), 0o600);
   }
+  /** Writes a record only if none exists (atomic: link(2) of a complete temp file); false if one did. */
+  async create(r: AttachmentRecord): Promise<boolean> {
+    await mkdir(this.dir, { recursive: true });
+    const final = join(this.dir, `${r.containerId}.json`);
+    const tmp = `${final}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    await writeFile(tmp, JSON.stringify(r), { mode: 0o600 });
+    try {
+      await link(tmp, final);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
   async remove(id: string): Promise<void> {
     await rm(join(this.dir, `${id}.json`), { force: true });
   }
