@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { NetworkManager } from '../packages/network/src/index.js';
 import { runBenchmark, withHostLock } from './lib/harness.js';
 
-const PY = String.raw`
+const PY = `
 import json, os, subprocess, sys
 conf = json.load(open(sys.argv[1]))
 ns = 'lpts-bench-ref'
