@@ -511,6 +511,8 @@ async function writeEntry(pack: tar.Pack, e: Entry): Promise<void> {
       body(w).then(
         () => w.end(undefined),
         (err: unknown) => {
+          // The caller destroys the whole pack; the entry's own error event needs no listener.
+          w.on('error', () => {});
           w.destroy(err as Error);
           reject(err);
         },
