@@ -215,6 +215,21 @@ describe('applyLayer: hostile names and links', () => {
     expectOutsideIntact();
   });
 
+  it('CVE-2021-37712 node-tar: names equal after Unicode normalisation are distinct, no cache bypass', async () => {
+    const nfc = '\u00e9'; // é
+    const nfd = 'e\u0301'; // é, decomposed
+    await apply([
+      { name: `${nfc}/`, type: 'dir' },
+      { name: nfd, type: 'symlink', linkname: outside },
+      { name: `${nfc}/x`, body: 'in the real dir' },
+      { name: `${nfd}/secret`, body: 'through the link, in the root' },
+    ]);
+    expect(fs.lstatSync(path.join(root, nfc)).isDirectory()).toBe(true);
+    expect(fs.readFileSync(path.join(root, nfc, 'x'), 'utf8')).toBe('in the real dir');
+    expect(fs.readFileSync(path.join(root, outside, 'secret'), 'utf8')).toBe('through the link, in the root');
+    expectOutsideIntact();
+  });
+
   it('Docker CVE-2014-9356: s1 -> . and esc -> s1/.. chains stay in the root', async () => {
     await apply([
       { name: 's1', type: 'symlink', linkname: '.' },
@@ -265,6 +280,34 @@ describe('applyLayer: hostile names and links', () => {
     await apply([{ name: 'd/', type: 'dir', mode: 0o777 }]);
     expect(fs.lstatSync(path.join(root, 'd')).isDirectory()).toBe(true);
     expect(fs.statSync(outside).mode & 0o7777).not.toBe(0o777);
+    expectOutsideIntact();
+  });
+
+  it('CVE-2021-32760 containerd: deferred dir metadata never follows an ancestor replaced by a symlink', async () => {
+    fs.mkdirSync(path.join(outside, 'b'));
+    fs.chmodSync(path.join(outside, 'b'), 0o700);
+    await apply([
+      { name: 'a/', type: 'dir' },
+      { name: 'a/b/', type: 'dir', mode: 0o777, mtime: 1 },
+      { name: 'a', type: 'symlink', linkname: outside },
+    ]);
+    expect(fs.statSync(path.join(outside, 'b')).mode & 0o7777).toBe(0o700);
+    expect(fs.statSync(path.join(outside, 'b')).mtimeMs).toBeGreaterThan(1000);
+    fs.rmdirSync(path.join(outside, 'b'));
+    expectOutsideIntact();
+  });
+
+  it('containerd TestBreakouts: an opaque marker never deletes through an ancestor replaced by a symlink', async () => {
+    fs.mkdirSync(path.join(outside, 'b'));
+    fs.writeFileSync(path.join(outside, 'b', 'keep'), 'k');
+    await apply([
+      { name: 'a/', type: 'dir' },
+      { name: 'a/b/', type: 'dir' },
+      { name: 'a/b/.wh..wh..opq', body: '' },
+      { name: 'a', type: 'symlink', linkname: outside },
+    ]);
+    expect(fs.readFileSync(path.join(outside, 'b', 'keep'), 'utf8')).toBe('k');
+    fs.rmSync(path.join(outside, 'b'), { recursive: true });
     expectOutsideIntact();
   });
 

@@ -180,6 +180,8 @@ class Applier {
   /** host dirs known to have no setgid bit (so new files get the process's egid). */
   private plainDirs = new Set<string>();
   private rootPlain: boolean | undefined;
+  /** Something was removed or replaced in this layer: recorded paths must be re-verified. */
+  private treeChanged = false;
   private readonly euid = process.geteuid?.() ?? -1;
   private readonly egid = process.getegid?.() ?? -1;
   /** host dir path -> directory entry whose metadata is applied at the end (later wins). */
@@ -320,7 +322,18 @@ class Applier {
     return host;
   }
 
+  /**
+   * Whether `host` (recorded earlier in this layer) is still reached without any symlink. Only
+   * checked once something was removed or replaced (`treeChanged`): until then every recorded
+   * path is exactly as created.
+   */
+  private stillDirect(host: string): boolean {
+    if (!this.treeChanged || host === this.root) return true;
+    return resolveInRootSync(this.root, host.slice(this.root.length + 1), { followFinal: false }) === host;
+  }
+
   private dropCaches(): void {
+    this.treeChanged = true;
     this.dirCache.clear();
     this.plainDirs.clear();
     this.rootPlain = undefined;
@@ -508,8 +521,10 @@ class Applier {
     for (const rel of this.opaque) this.applyOpaque(rel);
     // Deepest first does not matter for metadata; all children exist now, so mtimes stick.
     for (const [host, { e }] of this.deferredDirs) {
+      // replaced later in the layer, or an ancestor became a symlink: metadata must not follow it
+      if (!this.stillDirect(host)) continue;
       const st = lstatOrUndef(host);
-      if (!st?.isDirectory()) continue; // replaced later in the layer
+      if (!st?.isDirectory()) continue;
       fs.lchownSync(host, e.uid, e.gid);
       fs.chmodSync(host, e.mode);
       if (e.xattrs) this.setXattrs(host, e);
@@ -520,6 +535,7 @@ class Applier {
   /** apply mode: an opaque dir keeps only what this layer wrote below it. */
   private applyOpaque(rel: string): void {
     const host = rel === '' ? this.root : this.root + '/' + rel;
+    if (!this.stillDirect(host)) return;
     const st = lstatOrUndef(host);
     if (!st?.isDirectory()) return;
     for (const name of fs.readdirSync(host)) {
