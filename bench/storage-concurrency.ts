@@ -1,10 +1,11 @@
 /**
  * N processes each creating and deleting M container layers on one store (default 8 x 100).
- *   node --import tsx bench/storage-concurrency.ts [--procs 8] [--count 100] [--driver vfs|overlay|dir]
- * Prints errors (must be 0), wall time, throughput and database-lock statistics.
+ *   npx tsx bench/storage-concurrency.ts [--procs 8] [--count 100] [--driver vfs|overlay|dir]
+ * Prints errors (must be 0), wall time, throughput and database-lock statistics, and appends a
+ * section to bench/RESULTS.md (or $BENCH_RESULTS). Not an A/B comparison: there is no reference.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,7 @@ import { openStore } from '../packages/storage/src/store/store.js';
 import { DirTestDriver } from '../packages/storage/src/store/testing/dir-driver.js';
 import { digestOf, makeTar, streamOf } from '../packages/storage/src/store/testing/tars.js';
 import { createDriver } from '../packages/storage/src/drivers/registry.js';
+import { DEFAULT_RESULTS_FILE, hostDescription, invocation, withHostLock } from './lib/harness.js';
 
 const WORKER = fileURLToPath(new URL('../packages/storage/src/store/testing/worker.ts', import.meta.url));
 
@@ -29,7 +31,7 @@ interface Result {
   errors: number;
   messages: string[];
   ms: number;
-  stats: { transactions: number; openRetries: number };
+  stats: { transactions: number; opens: number; openRetries: number };
 }
 
 async function main(): Promise<void> {
@@ -83,6 +85,7 @@ async function main(): Promise<void> {
     const errors = results.reduce((a, r) => a + r.errors, 0);
     const tx = results.reduce((a, r) => a + r.stats.transactions, 0);
     const retries = results.reduce((a, r) => a + r.stats.openRetries, 0);
+    const opens = results.reduce((a, r) => a + r.stats.opens, 0);
     const check = await store.check();
     const leftovers = (await store.listContainers()).length;
     await store.deleteImage('bench:1');
@@ -100,6 +103,7 @@ async function main(): Promise<void> {
           createDeletePerSec: Number(((ops / wall) * 1000).toFixed(1)),
           transactions: tx,
           txPerSec: Number(((tx / wall) * 1000).toFixed(1)),
+          lockAcquisitions: opens,
           lockRetries: retries,
           checkProblems: check.problems.length,
           leftoverContainers: leftovers,
@@ -109,9 +113,24 @@ async function main(): Promise<void> {
       ),
     );
     if (errors > 0 || !check.ok || leftovers > 0) process.exitCode = 1;
+    const section = [
+      `## ${procs} processes x ${count} container layers created and deleted on one store (${driverName})`,
+      '',
+      `- command: \`${invocation()}\``,
+      `- date: ${new Date().toISOString()}`,
+      `- host: ${hostDescription()}`,
+      '- notes: each process opens the store, then per iteration createContainer (writable layer on a 1-layer image) + deleteContainer; no reference tool',
+      '',
+      '| errors | wall | create+delete / s | transactions | tx / s | lock acquisitions | lock retries | check problems |',
+      '|---|---|---|---|---|---|---|---|',
+      `| ${errors} | ${(wall / 1000).toFixed(2)} s | ${((ops / wall) * 1000).toFixed(1)} | ${tx} | ${((tx / wall) * 1000).toFixed(1)} | ${opens} | ${retries} | ${check.problems.length} |`,
+      '',
+      '',
+    ].join('\n');
+    await appendFile(process.env.BENCH_RESULTS ?? DEFAULT_RESULTS_FILE, section);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-await main();
+await withHostLock(main);

@@ -121,7 +121,7 @@ export class MetaDb {
 
   private async othersWant(): Promise<boolean> {
     try {
-      return (await stat(this.wantPath)).mtimeMs >= this.acquiredAt - 1;
+      return (await stat(this.wantPath)).mtimeMs > this.acquiredAt;
     } catch {
       return false;
     }

@@ -71,6 +71,14 @@ export interface CreateLayerOptions {
   kind?: 'image' | 'container';
   /** @internal runs first in the claiming transaction; returns the parent (overrides `parent`). */
   resolveParent?: (tx: Tx) => Promise<string | undefined>;
+  /**
+   * `parent` does not have to exist yet: it is being written concurrently (a pull applying
+   * several layers at once). The layer's files are written without looking at the parent chain
+   * (as containers/storage applies layers; overlay only), and it becomes complete only after this
+   * promise resolves with `parent`, the parent is complete, and the parent reference is added.
+   * Requires `id`.
+   */
+  parentPending?: Promise<string>;
   /** @internal runs in the completing transaction (e.g. writes the container record). */
   onComplete?: (tx: Tx, layer: LayerRecord) => Promise<void>;
 }
@@ -93,6 +101,9 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
   const { signal } = opts;
   if (opts.parent !== undefined) assertId('parent layer ID', opts.parent);
   if (opts.id !== undefined) assertId('layer ID', opts.id);
+  if (opts.parentPending && (opts.id === undefined || opts.parent === undefined)) {
+    throw new LayerNotFoundError(opts.id ?? '', 'parentPending needs an explicit id and parent');
+  }
   const owner = currentOwner();
   let id = opts.id;
   let parentId = opts.parent;
@@ -102,7 +113,7 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
       let parentChainID: string | undefined;
       let chain: string[] = [];
       if (opts.resolveParent) parentId = await opts.resolveParent(tx);
-      if (parentId !== undefined) {
+      if (parentId !== undefined && !opts.parentPending) {
         const parent = await requireCompleteLayer(tx, parentId);
         parentChainID = parent.chainID;
         if (opts.tar) chain = [...(await parentChainTx(tx, parent)), parent.id];
@@ -135,7 +146,7 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
         tx.del(K.ref(existing.parent, holder.layer(id)));
       }
       tx.put(K.layer(id), rec);
-      if (rec.parent !== null) tx.put(K.ref(rec.parent, holder.layer(id)), '');
+      if (rec.parent !== null && !opts.parentPending) tx.put(K.ref(rec.parent, holder.layer(id)), '');
       return { kind: 'claimed', takeover: existing !== undefined, parentChainID, chain };
     }, signal);
     if (claim.kind === 'exists') {
@@ -150,7 +161,10 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
     let recorder: SplitRecorder | undefined;
     try {
       if (claim.takeover) await removeLayerFiles(ctx, layerId);
-      await ctx.driver.createLayer(layerId, parentId);
+      // With a pending parent the files are written standalone (overlay: an upper dir needs no
+      // parent); mount() gets the chain from the records later.
+      const driverParent = opts.parentPending ? undefined : parentId;
+      await ctx.driver.createLayer(layerId, driverParent);
       let diffID: string | undefined;
       let uncompressedSize = 0;
       let size = 0;
@@ -169,7 +183,7 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
         });
         plain.on('error', (err) => hasher.destroy(err));
         plain.pipe(hasher);
-        const res = await ctx.driver.applyDiff(layerId, parentId, hasher, {
+        const res = await ctx.driver.applyDiff(layerId, driverParent, hasher, {
           signal,
           limits: opts.limits,
           parentChain: claim.chain,
@@ -189,10 +203,19 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
       } else if ((opts.kind ?? 'image') === 'image') {
         diffID = EMPTY_TAR_DIFFID;
       }
+      if (opts.parentPending) {
+        const actual = await opts.parentPending;
+        if (actual !== parentId) throw new LayerNotFoundError(parentId ?? '', `parent became ${actual}`);
+      }
       const layer = await ctx.db.transaction(async (tx) => {
         const cur = await getLayerTx(tx, layerId);
         if (cur?.state !== 'incomplete' || !sameOwner(cur.owner, owner)) {
           throw new LayerNotFoundError(layerId, 'taken over by another process while being written');
+        }
+        if (opts.parentPending && parentId !== undefined) {
+          // The parent is complete now: take its chainID and hold it like any child does.
+          claim.parentChainID = (await requireCompleteLayer(tx, parentId)).chainID;
+          tx.put(K.ref(parentId, holder.layer(layerId)), '');
         }
         const chainID =
           diffID !== undefined && (parentId === undefined || claim.parentChainID !== undefined)

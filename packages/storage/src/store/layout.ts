@@ -12,6 +12,7 @@
  *   <runRoot>/
  *     storage-boot         boot id at the last open: when it differs, every mount record is stale
  *                          (runRoot is normally a tmpfs, so after a reboot the file is simply gone)
+ *     storage-probe-<drv>  boot id of the last successful driver probe (probed once per boot)
  *
  * Mount refcounts are records in the database stamped with the boot id, so they change
  * atomically with the other records and go stale at reboot without anyone cleaning them.

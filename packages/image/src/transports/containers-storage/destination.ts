@@ -4,9 +4,11 @@
  * Layers are extracted WHILE they stream in: no blob is staged on disk. A layer can only be
  * applied on top of its parent, so the destination needs to know where each blob goes in the
  * chain. copy() writes the config first; its `rootfs.diff_ids` give every layer's position and
- * chainID, and each layer blob arrives with its diffID (`needsDiffIDs`). A blob for position i
- * waits (its stream paused, so the download is back-pressured, not buffered) until position i-1
- * is complete, then is applied into a layer whose ID is its chainID. Positions that share a
+ * chainID, and each layer blob arrives with its diffID (`needsDiffIDs`). Every layer's ID is the
+ * hex of its chainID, so a child's parent ID is known before the parent exists. On overlay, all
+ * blobs are applied at once (each into its own upper dir) and completed in chain order; on vfs
+ * (which copies the parent first) a blob for position i waits, its stream paused so the download
+ * is back-pressured rather than buffered, until position i-1 is complete. Positions that share a
  * diffID with an earlier one (copy() sends a repeated blob once) are created from that layer's
  * rebuilt tar.
  *
@@ -101,7 +103,8 @@ export class StorageDestination extends Closable implements ImageDestination {
       if (positions.length === 0) continue;
       const found: Array<[Slot, string]> = [];
       for (const slot of positions) {
-        const l = await this.store.layerByChainID(slot.chainID);
+        // Only layers named by their chainID: a pull's layer IDs are predictable (see putLayer).
+        const l = await this.store.getLayer(chainHex(slot.chainID)).catch(() => undefined);
         if (!l) return { reused: false };
         found.push([slot, l.id]);
       }
@@ -162,7 +165,11 @@ export class StorageDestination extends Closable implements ImageDestination {
     const slot = this.slots[index]!;
     slot.claimed = true;
     try {
-      const parent = index > 0 ? await this.slots[index - 1]!.layerId : undefined;
+      // overlay applies each layer into its own upper dir, so layers can be written at once and
+      // completed in order; vfs copies the parent first, so it waits for it.
+      const parallel = this.store.driver.name === 'overlay' && index > 0;
+      const prev = index > 0 ? this.slots[index - 1]! : undefined;
+      const parent = parallel ? chainHex(prev!.chainID) : await prev?.layerId;
       const lease = await this.getLease();
       const hash = createHash('sha256');
       let size = 0;
@@ -182,6 +189,7 @@ export class StorageDestination extends Closable implements ImageDestination {
         id: chainHex(slot.chainID),
         lease,
         signal: options.signal,
+        ...(parallel ? { parentPending: prev!.layerId } : {}),
       });
       if (created) {
         const digest = `sha256:${hash.digest('hex')}`;

@@ -1,0 +1,212 @@
+/**
+ * Pull speed into the store against podman: registry -> containers-storage (overlay), side by side.
+ *   (a) 4 layers x 32 MiB incompressible data (gzip level 1 wrappers)
+ *   (b) a many-files image: this host's /usr/share (~670 MB, ~47k files) as one gzip layer
+ * Both sides pull from the rig's docker-registry (plain HTTP on 127.0.0.1) into a fresh root:
+ * ours = copy(docker://, containers-storage:) on a new store (open and close included);
+ * podman = `podman --root <tmp> --runroot <tmp> --storage-driver overlay pull --tls-verify=false`.
+ *   npx tsx bench/storage-pull-vs-podman.ts      (BENCH_IMAGE=a|b|ab, default ab)
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import {
+  containersStorageTransport,
+  copy,
+  createTransportRegistry,
+  defaultTransports,
+} from '../packages/image/src/index.js';
+import { openStore } from '../packages/storage/src/index.js';
+import {
+  buildBusyboxImage,
+  ensurePodmanReference,
+  makeTempDir,
+  pushWithSkopeo,
+  type RigRegistry,
+  removeTempDir,
+  startRegistry,
+} from '../test/rig/index.js';
+import { runBenchmark, withHostLock } from './lib/harness.js';
+
+const which = process.env.BENCH_IMAGE ?? 'ab';
+
+async function sha256File(p: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(p)) h.update(c as Buffer);
+  return `sha256:${h.digest('hex')}`;
+}
+
+async function writeBlob(layout: string, data: Buffer): Promise<{ digest: string; size: number }> {
+  const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+  await writeFile(join(layout, 'blobs', 'sha256', digest.slice(7)), data);
+  return { digest, size: data.length };
+}
+
+/** An OCI layout whose one layer is `tar -C / -c usr/share`, gzip level 6. */
+async function buildManyFilesLayout(work: string): Promise<string> {
+  const layout = join(work, 'usr-share');
+  await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
+  const rawTar = join(work, 'usr-share.tar');
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('tar', ['-C', '/', '-cf', rawTar, 'usr/share'], { stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0 || code === 1 ? resolve() : reject(new Error(`tar exited ${code}`)),
+    );
+  });
+  const diffID = await sha256File(rawTar);
+  const gz = join(work, 'usr-share.tar.gz');
+  await pipeline(createReadStream(rawTar), createGzip({ level: 6 }), createWriteStream(gz));
+  await rm(rawTar);
+  const layerDigest = await sha256File(gz);
+  const layerSize = (await stat(gz)).size;
+  await rename(gz, join(layout, 'blobs', 'sha256', layerDigest.slice(7)));
+  const config = await writeBlob(
+    layout,
+    Buffer.from(
+      JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diffID] } }),
+    ),
+  );
+  const manifest = await writeBlob(
+    layout,
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        layers: [
+          { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layerSize },
+        ],
+      }),
+    ),
+  );
+  await writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  await writeFile(
+    join(layout, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          annotations: { 'org.opencontainers.image.ref.name': 'bench' },
+        },
+      ],
+    }),
+  );
+  return layout;
+}
+
+async function benchPull(
+  registry: RigRegistry,
+  work: string,
+  short: string,
+  repo: string,
+  name: string,
+  notes: string,
+) {
+  const ours = join(work, 'ours');
+  const theirs = join(work, 'podman');
+  const ref = `${registry.host}/${repo}:bench`;
+  const ctx = {
+    insecureRegistries: [registry.host],
+    registriesConfPath: join(work, 'none.conf'),
+    authFilePath: join(work, 'none.json'),
+    dockerConfigPath: '',
+  };
+  await runBenchmark({
+    name,
+    ours: async () => {
+      const store = await openStore({
+        root: join(ours, 'root'),
+        runRoot: join(ours, 'run'),
+        driver: 'overlay',
+      });
+      try {
+        const t = createTransportRegistry([...defaultTransports(), containersStorageTransport(store)]);
+        await copy(t.parseImageName(`docker://${ref}`), t.parseImageName(`containers-storage:${ref}`), {
+          ctx,
+        });
+      } finally {
+        await store.close();
+      }
+    },
+    reference: {
+      cmd: [
+        'podman',
+        '--root',
+        join(theirs, 'root'),
+        // podman refuses a runroot longer than 50 characters.
+        '--runroot',
+        join(short, 'run'),
+        '--storage-driver',
+        'overlay',
+        'pull',
+        '--quiet',
+        '--tls-verify=false',
+        ref,
+      ],
+    },
+    referenceLabel: 'podman pull (fresh --root, overlay)',
+    prepare: async () => {
+      await rm(ours, { recursive: true, force: true });
+      await rm(theirs, { recursive: true, force: true });
+      await rm(join(short, 'run'), { recursive: true, force: true });
+    },
+    notes,
+  });
+}
+
+await withHostLock(async () => {
+  await ensurePodmanReference();
+  const work = await makeTempDir('bench-storage-pull');
+  const short = await mkdtemp('/tmp/lpr-');
+  const registry = await startRegistry({ tls: false, auth: 'none' });
+  try {
+    if (which.includes('a')) {
+      const layout = join(work, 'random');
+      await buildBusyboxImage({
+        dir: layout,
+        tag: 'bench',
+        layers: [0, 1, 2, 3].map((i) => ({
+          kind: 'random' as const,
+          bytes: 32 * 1024 * 1024,
+          seed: `l${i}`,
+        })),
+        gzipLevel: 1,
+      });
+      await pushWithSkopeo(layout, 'bench', registry, { repo: 'bench/random' });
+      await rm(layout, { recursive: true, force: true });
+      await benchPull(
+        registry,
+        work,
+        short,
+        'bench/random',
+        'pull 4 x 32 MiB random layers registry -> store (copy() into containers-storage vs podman pull)',
+        '4 gzip(level 1) layers of 32 MiB incompressible data; docker-registry on 127.0.0.1, plain HTTP; overlay on ext4',
+      );
+    }
+    if (which.includes('b')) {
+      const layout = await buildManyFilesLayout(work);
+      await pushWithSkopeo(layout, 'bench', registry, { repo: 'bench/usr-share' });
+      await rm(layout, { recursive: true, force: true });
+      await benchPull(
+        registry,
+        work,
+        short,
+        'bench/usr-share',
+        'pull a many-files image (/usr/share, gzip) registry -> store (copy() into containers-storage vs podman pull)',
+        "one gzip(level 6) layer of this host's /usr/share (~670 MB, ~47k files); docker-registry on 127.0.0.1, plain HTTP; overlay on ext4",
+      );
+    }
+  } finally {
+    await registry.stop();
+    await removeTempDir(work);
+    await rm(short, { recursive: true, force: true });
+  }
+});
