@@ -43,6 +43,8 @@ export interface BenchmarkOptions {
   notes?: string;
   /** Default bench/RESULTS.md, or $BENCH_RESULTS. */
   resultsFile?: string;
+  /** Hold the host test lock while running (see withHostLock). Default true. */
+  hostLock?: boolean;
 }
 
 export interface SideStats {
@@ -265,7 +267,7 @@ export async function withHostLock<T>(fn: () => Promise<T>): Promise<T> {
 
 /** Runs the benchmark, prints and records the result. Never throws for a failing side. */
 export function runBenchmark(opts: BenchmarkOptions): Promise<BenchmarkResult> {
-  return withHostLock(() => runLocked(opts));
+  return opts.hostLock === false ? runLocked(opts) : withHostLock(() => runLocked(opts));
 }
 
 async function runLocked(opts: BenchmarkOptions): Promise<BenchmarkResult> {
