@@ -8,6 +8,7 @@ import { EventLog } from './events/events.js';
 import { findBinary } from './runtime/binaries.js';
 import { Layout } from './runtime/layout.js';
 import { OciRuntime } from './runtime/oci-runtime.js';
+import { NetworkIntegration, type NetworkSettings } from './network-integration.js';
 import { StorageIntegration, type StorageSettings } from './storage-integration.js';
 
 export interface EngineOptions {
@@ -26,6 +27,8 @@ export interface EngineOptions {
   integrations?: Integrations;
   /** Image store for containers from images (see StorageIntegration); absent: rootfs directories only. */
   storage?: StorageSettings;
+  /** Bridge networking (see NetworkIntegration); absent: `bridge` containers are refused at init. */
+  network?: NetworkSettings;
 }
 
 function moduleDir(): string | undefined {
@@ -49,7 +52,9 @@ export function findExitHook(): string | undefined {
 }
 
 /** Builds the lifecycle engine; shared by Libpod.open and the exit hook so both act alike. */
-export async function createEngine(o: EngineOptions): Promise<Engine & { storage?: StorageIntegration }> {
+export async function createEngine(
+  o: EngineOptions,
+): Promise<Engine & { storage?: StorageIntegration; network?: NetworkIntegration }> {
   const layout = new Layout(o.root, o.runRoot);
   await Promise.all([
     mkdir(o.root, { recursive: true, mode: 0o700 }),
@@ -81,6 +86,17 @@ export async function createEngine(o: EngineOptions): Promise<Engine & { storage
             o.storage.driver,
           ]
         : [];
+      const networkArgs = o.network
+        ? [
+            '--network-root',
+            o.network.root,
+            '--network-run-root',
+            o.network.runRoot,
+            ...(o.network.defaultNetwork
+              ? ['--network-default', JSON.stringify(o.network.defaultNetwork)]
+              : []),
+          ]
+        : [];
       exitCommand = (r) => [
         process.execPath,
         hook,
@@ -93,13 +109,19 @@ export async function createEngine(o: EngineOptions): Promise<Engine & { storage
         '--conmon',
         conmonPath,
         ...(r.rootfsSource === 'storage' ? storageArgs : []),
+        ...(r.network?.mode === 'bridge' ? networkArgs : []),
         r.id,
       ];
     }
   }
   const storage = o.storage ? new StorageIntegration(o.storage) : undefined;
-  const integrations: Integrations = { ...(storage?.integrations ?? {}), ...(o.integrations ?? {}) };
-  return { layout, store, runtime, conmonPath, events, exitCommand, integrations, storage };
+  const network = o.network ? new NetworkIntegration(o.network) : undefined;
+  const integrations: Integrations = {
+    ...(storage?.integrations ?? {}),
+    ...(network?.integrations ?? {}),
+    ...(o.integrations ?? {}),
+  };
+  return { layout, store, runtime, conmonPath, events, exitCommand, integrations, storage, network };
 }
 
 /**

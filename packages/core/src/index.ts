@@ -16,6 +16,7 @@ export {
 } from './errors.js';
 export { Events, Images, Libpod, type LibpodExtensions, LibpodOptions } from './libpod.js';
 export { StorageIntegration, type StorageSettings } from './storage-integration.js';
+export { NetworkIntegration, type NetworkSettings } from './network-integration.js';
 export {
   Containers,
   DEFAULT_PATH,

@@ -1,9 +1,11 @@
 import { join } from 'node:path';
+import type { NetworkManager } from '@libpod-ts/network';
 import type { Store } from '@libpod-ts/storage';
 import { z } from 'zod';
 import type { Engine, Integrations } from './containers/engine.js';
 import { Containers, type ImageProvider, type SpecBuilder } from './containers/manager.js';
 import { ImageNotFoundError, InvalidOptionsError, LibpodClosedError } from './errors.js';
+import type { NetworkIntegration } from './network-integration.js';
 import type { StorageIntegration } from './storage-integration.js';
 import type { EventFilter, LibpodEvent } from './events/events.js';
 import { createEngine, pruneExitFiles } from './engine-factory.js';
@@ -28,6 +30,23 @@ export const LibpodOptions = z
     storage: z
       .union([z.literal(false), z.object({ driver: z.enum(['overlay', 'vfs']).default('overlay') }).strict()])
       .default({ driver: 'overlay' }),
+    /**
+     * Bridge networking (`@libpod-ts/network`, CNI) for containers created with
+     * `network: 'bridge'`; state under `<root>/networks` and `<runRoot>/network`. `false`: none.
+     */
+    network: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            defaultNetwork: z
+              .object({ name: z.string(), subnet: z.string(), bridge: z.string() })
+              .strict()
+              .optional(),
+          })
+          .strict(),
+      ])
+      .default({}),
   })
   .strict();
 export type LibpodOptions = z.input<typeof LibpodOptions>;
@@ -110,7 +129,7 @@ export class Libpod implements AsyncDisposable {
   private closed = false;
 
   private constructor(
-    readonly engine: Engine & { storage?: StorageIntegration },
+    readonly engine: Engine & { storage?: StorageIntegration; network?: NetworkIntegration },
     readonly options: z.output<typeof LibpodOptions>,
     ext: LibpodExtensions,
   ) {
@@ -132,6 +151,10 @@ export class Libpod implements AsyncDisposable {
         o.storage === false
           ? undefined
           : { root: join(o.root, 'storage'), runRoot: join(o.runRoot, 'storage'), driver: o.storage.driver },
+      network:
+        o.network === false
+          ? undefined
+          : { root: o.root, runRoot: o.runRoot, defaultNetwork: o.network.defaultNetwork },
     });
     await pruneExitFiles(engine);
     return new Libpod(engine, o, ext);
@@ -139,6 +162,15 @@ export class Libpod implements AsyncDisposable {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** `lp.networks`: the network package's manager (create/list/remove networks, connect...). */
+  get networks(): NetworkManager {
+    if (!this.engine.network)
+      throw new InvalidOptionsError('Libpod options', [
+        { path: 'network', message: 'opened without networking' },
+      ]);
+    return this.engine.network.manager();
   }
 
   /** Throws LibpodClosedError after close(). */

@@ -25,7 +25,19 @@ async function main(argv: string[]): Promise<void> {
   const storageRoot = arg(argv, '--storage-root');
   const storageRunRoot = arg(argv, '--storage-run-root');
   const driver = arg(argv, '--storage-driver');
+  const networkRoot = arg(argv, '--network-root');
+  const networkRunRoot = arg(argv, '--network-run-root');
+  const defaultNetwork = arg(argv, '--network-default');
   const engine = await createEngine({
+    ...(networkRoot && networkRunRoot
+      ? {
+          network: {
+            root: networkRoot,
+            runRoot: networkRunRoot,
+            ...(defaultNetwork ? { defaultNetwork: JSON.parse(defaultNetwork) } : {}),
+          },
+        }
+      : {}),
     root,
     runRoot,
     runtime: arg(argv, '--runtime'),

@@ -210,7 +210,9 @@ export class Containers {
         runtime: this.engine.runtime.path,
         spec,
         hostConfig: { NetworkMode: o.network, ReadonlyRootfs: o.readOnly },
-        ...(o.network === 'bridge' ? { network: { mode: 'bridge', networks: o.networks } } : {}),
+        ...(o.network === 'bridge'
+          ? { network: { mode: 'bridge', networks: o.networks, ports: o.ports } }
+          : {}),
         state: {
           status: 'configured',
           pid: 0,

@@ -58,6 +58,20 @@ export const ContainerCreateOptions = z
     /** `none` (own netns with loopback only, the default), `host`, or `bridge` (network package). */
     network: z.enum(['none', 'host', 'bridge']).default('none'),
     networks: z.array(z.string()).default([]),
+    /** Published ports (bridge only): `{ containerPort, hostPort?, hostIp?, protocol?, range? }`. */
+    ports: z
+      .array(
+        z
+          .object({
+            containerPort: z.number().int().min(1).max(65535),
+            hostPort: z.number().int().min(0).max(65535).optional(),
+            hostIp: z.string().optional(),
+            protocol: z.enum(['tcp', 'udp']).optional(),
+            range: z.number().int().min(1).max(65535).optional(),
+          })
+          .strict(),
+      )
+      .default([]),
     /**
      * Options for the runtime spec generator (`@libpod-ts/core/spec` CreateOptions): mounts,
      * resources, capabilities... Validated by the generator's own schema.

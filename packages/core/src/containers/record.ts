@@ -82,7 +82,13 @@ export const ContainerRecord = z.object({
   spec: z.record(z.string(), z.unknown()),
   hostConfig: z.record(z.string(), z.unknown()).default({}),
   network: z
-    .object({ mode: z.string(), netnsPath: z.string().optional(), networks: z.array(z.string()).default([]) })
+    .object({
+      mode: z.string(),
+      netnsPath: z.string().optional(),
+      networks: z.array(z.string()).default([]),
+      /** Port mappings as `@libpod-ts/network` takes them (validated there). */
+      ports: z.array(z.record(z.string(), z.unknown())).default([]),
+    })
     .optional(),
   state: ContainerState,
 });
