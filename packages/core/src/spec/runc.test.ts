@@ -3,7 +3,7 @@
  * masked paths, clamped rlimits, cgroupfs path) accepted by runc on this host.
  */
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
 import { execa } from 'execa';
@@ -95,6 +95,37 @@ describe.skipIf(reason !== undefined)('runc runs the generated config', () => {
     expect(netdevs).toEqual(['lo']);
     expect(lines).toContain(id.slice(0, 12));
     expect(lines.at(-1)).toBe('/w');
+  });
+
+  it('runs OCI hooks loaded from a hooks.d directory (createRuntime and poststop get the state)', async () => {
+    const hooksDir = join(dir, 'hooks.d');
+    await mkdir(hooksDir, { recursive: true });
+    const hook = (stage: string) =>
+      JSON.stringify({
+        version: '1.0.0',
+        hook: { path: '/bin/sh', args: ['sh', '-c', `cat > ${join(dir, `${stage}.json`)}`], timeout: 10 },
+        when: { commands: ['^/bin/true$'] },
+        stages: [stage],
+      });
+    await writeFile(join(hooksDir, '10-create.json'), hook('createRuntime'));
+    await writeFile(join(hooksDir, '20-stop.json'), hook('poststop'));
+    const spec = await specFromImage({ config: { Cmd: ['/bin/true'] } }, join(dir, 'rootfs'), {
+      containerId: id,
+      hooksDirs: [hooksDir],
+    });
+    expect(spec.hooks?.createRuntime).toHaveLength(1);
+    await writeFile(join(dir, 'config.json'), JSON.stringify(spec));
+    const r = await execa(RUNC!, ['run', '--bundle', dir, id], {
+      reject: false,
+      timeout: 30_000,
+      stdin: 'ignore',
+    });
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    const created = JSON.parse(await readFile(join(dir, 'createRuntime.json'), 'utf8'));
+    expect(created).toMatchObject({ id, status: 'creating', bundle: dir });
+    const stopped = JSON.parse(await readFile(join(dir, 'poststop.json'), 'utf8'));
+    expect(stopped).toMatchObject({ id });
   });
 
   it('runs in a user namespace with uid/gid mappings', async () => {
