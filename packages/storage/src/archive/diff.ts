@@ -6,14 +6,38 @@
  */
 import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
+import { StorageError } from '../errors.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './apply.js';
 import type { LayerChange } from './changes.js';
 import type { EntryType } from './tar-reader.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from './tar-writer.js';
 import { lgetxattr, llistxattr } from './xattr.js';
 
-export function diffTar(changes: () => LayerChange[]): Readable {
-  return Readable.from(generate(changes), { objectMode: false });
+/**
+ * `root` is the layer dir the changes' host paths are in. A file's content is read only after
+ * the kernel confirms (via /proc/self/fd) that the opened file is really below `root`: a running
+ * container that swaps a directory for a symlink mid-walk (docker cp CVE-2018-15664 class) gets
+ * an error, never host data in the tar. Names and metadata of such swapped entries could still be
+ * listed: export a running container paused, as `podman commit` does by default.
+ */
+export function diffTar(root: string, changes: () => LayerChange[]): Readable {
+  return Readable.from(generate(root, changes), { objectMode: false });
+}
+
+/** The opened fd must be the file at `host` below `root` (resolved by the kernel). */
+function checkOpened(fd: number, host: string, root: string, realRoot: string): void {
+  let actual: string;
+  try {
+    actual = fs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return; // no /proc: the O_NOFOLLOW open is all we have
+  }
+  if (actual !== realRoot + host.slice(root.length)) {
+    throw new StorageError(
+      'ERR_LAYER_CHANGED',
+      `${host} changed while the layer was archived (now ${actual})`,
+    );
+  }
 }
 
 function typeOf(st: fs.Stats): EntryType | undefined {
@@ -38,7 +62,8 @@ function xattrsOf(host: string): Map<string, Buffer> | undefined {
   return out;
 }
 
-async function* generate(changes: () => LayerChange[]): AsyncGenerator<Buffer> {
+async function* generate(root: string, changes: () => LayerChange[]): AsyncGenerator<Buffer> {
+  const realRoot = fs.realpathSync(root);
   const links = new Map<string, string>(); // dev:ino -> first archived name
   for (const c of changes()) {
     const name = c.path.slice(1);
@@ -107,6 +132,7 @@ async function* generate(changes: () => LayerChange[]): AsyncGenerator<Buffer> {
         // O_NOFOLLOW: the layer may change under a running container; never read through a link
         const fh = await fs.promises.open(host, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
         try {
+          checkOpened(fh.fd, host, root, realRoot);
           for await (const chunk of fh.createReadStream({ autoClose: false, start: 0, end: st.size - 1 })) {
             const b = chunk as Buffer;
             const room = st.size - sent;

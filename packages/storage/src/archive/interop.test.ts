@@ -138,7 +138,7 @@ describe('interop with GNU tar', () => {
     const tarFile = path.join(tmp, 'diff.tar');
     const out = fs.createWriteStream(tarFile);
     await new Promise<void>((resolve, reject) => {
-      diffTar(() => changesBetweenTrees(src, undefined))
+      diffTar(src, () => changesBetweenTrees(src, undefined))
         .on('error', reject)
         .pipe(out)
         .on('finish', resolve)

@@ -234,6 +234,6 @@ export class OverlayDriver implements Driver {
 
   diff(id: string, parentChain: readonly string[]): Readable {
     checkId(id);
-    return diffTar(() => this.layerChanges(id, parentChain));
+    return diffTar(this.layerDir(id), () => this.layerChanges(id, parentChain));
   }
 }

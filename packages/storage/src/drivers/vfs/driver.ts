@@ -103,7 +103,7 @@ export class VfsDriver implements Driver {
 
   diff(id: string, parentChain: readonly string[]): Readable {
     checkId(id);
-    return diffTar(() => this.layerChanges(id, parentChain));
+    return diffTar(this.layerDir(id), () => this.layerChanges(id, parentChain));
   }
 }
 
