@@ -2,7 +2,9 @@ import { mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALL_CAPABILITIES } from './defaults.js';
 import { specFromImage } from './from-image.js';
+import { hostCapabilities } from './opts/security.js';
 
 describe('specFromImage options', () => {
   let dir: string;
@@ -140,6 +142,17 @@ describe('specFromImage options', () => {
     });
     expect(priv.process?.capabilities?.bounding).not.toContain('CAP_SYS_ADMIN');
     expect(priv.process?.capabilities?.bounding).toContain('CAP_NET_ADMIN');
+  });
+
+  it('a capability the host cannot grant is refused up front', async () => {
+    const missing = ALL_CAPABILITIES.find((c) => !hostCapabilities().includes(c));
+    if (!missing) {
+      console.log('skipping: this process holds every capability');
+      return;
+    }
+    await expect(
+      specFromImage({ config: { Cmd: ['x'] } }, rootfs, { hooksDirs: [], capAdd: [missing] }),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_SPEC_OPTION', option: 'capAdd' });
   });
 
   it('an image whose /dev, /proc or /sys is a symlink is refused', async () => {

@@ -182,8 +182,18 @@ export async function specFromImage(
     opts.push(withPrivileged(), withHostDevices());
     if (o.capDrop.length > 0) opts.push(withCapDrop(...o.capDrop));
   } else {
-    const caps = effectiveCapabilities(o.capAdd, o.capDrop);
+    // The runtime cannot grant what its parent lacks ("unable to apply caps: operation not
+    // permitted"): refuse an explicit add of such a capability, drop it from the defaults.
+    const hostCaps = new Set(hostCapabilities());
     const added = o.capAdd.map(normalizeCapability).filter((c) => c !== 'ALL');
+    const ungrantable = added.filter((c) => !hostCaps.has(c));
+    if (ungrantable.length > 0) {
+      throw new InvalidSpecOptionError(
+        'capAdd',
+        `${ungrantable.join(', ')} not in this process's bounding set; the runtime could not grant it`,
+      );
+    }
+    const caps = effectiveCapabilities(o.capAdd, o.capDrop).filter((c) => hostCaps.has(c));
     opts.push(withCapabilities(caps, user.uid === 0 ? undefined : added));
     if (o.seccompProfile === 'unconfined') opts.push(withUnconfinedSeccomp());
     else if (o.seccompProfile) {
