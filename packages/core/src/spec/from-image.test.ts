@@ -155,6 +155,20 @@ describe('specFromImage options', () => {
     ).rejects.toMatchObject({ code: 'ERR_INVALID_SPEC_OPTION', option: 'capAdd' });
   });
 
+  it('only namespaced sysctls are accepted', async () => {
+    const spec = await specFromImage({ config: { Cmd: ['x'] } }, rootfs, {
+      hooksDirs: [],
+      sysctls: { 'kernel.shmmax': '1000000', 'fs.mqueue.msg_max': '20', 'net.core.somaxconn': '1024' },
+    });
+    expect(spec.linux?.sysctl).toMatchObject({ 'kernel.shmmax': '1000000', 'net.core.somaxconn': '1024' });
+    for (const bad of ['vm.swappiness', 'kernel.panic', 'fs.file-max']) {
+      await expect(
+        specFromImage({ config: { Cmd: ['x'] } }, rootfs, { hooksDirs: [], sysctls: { [bad]: '1' } }),
+        bad,
+      ).rejects.toMatchObject({ code: 'ERR_INVALID_SPEC_OPTION' });
+    }
+  });
+
   it('an image whose /dev, /proc or /sys is a symlink is refused', async () => {
     for (const d of ['dev', 'proc', 'sys']) {
       const r = join(dir, `hostile-${d}`);

@@ -143,12 +143,14 @@ export async function specFromImage(
     : '/';
   signal?.throwIfAborted();
 
+  // The runtime refuses a namespaced sysctl when that namespace is the host's.
   const ns = o.namespaces ?? {};
-  const hostNet = ns.network === 'host';
-  if (hostNet) {
-    for (const k of Object.keys(o.sysctls ?? {})) {
-      if (k.startsWith('net.'))
-        throw new InvalidSpecOptionError('sysctls', `${k} needs a private network namespace`);
+  for (const k of Object.keys(o.sysctls ?? {})) {
+    if (ns.network === 'host' && k.startsWith('net.')) {
+      throw new InvalidSpecOptionError('sysctls', `${k} needs a private network namespace`);
+    }
+    if (ns.ipc === 'host' && !k.startsWith('net.')) {
+      throw new InvalidSpecOptionError('sysctls', `${k} needs a private IPC namespace`);
     }
   }
 

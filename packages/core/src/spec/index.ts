@@ -63,6 +63,7 @@ export {
   type NamespaceMode,
   cgroupsPathFor,
   hostDevice,
+  isNamespacedSysctl,
   listHostDevices,
   withAnnotations,
   withBlkioWeight,

@@ -176,9 +176,30 @@ export function withUserNamespace(
   };
 }
 
-/** Set namespaced sysctls (`--sysctl`); `net.*` needs a private network namespace. */
+/** The sysctls that belong to a namespace (runc refuses the others: they would change the host). */
+const IPC_SYSCTLS = new Set([
+  'kernel.msgmax',
+  'kernel.msgmnb',
+  'kernel.msgmni',
+  'kernel.sem',
+  'kernel.shmall',
+  'kernel.shmmax',
+  'kernel.shmmni',
+  'kernel.shm_rmid_forced',
+]);
+
+export function isNamespacedSysctl(name: string): boolean {
+  const k = name.replace(/\//g, '.');
+  return IPC_SYSCTLS.has(k) || k.startsWith('fs.mqueue.') || k.startsWith('net.');
+}
+
+/**
+ * Set namespaced sysctls (`--sysctl`): IPC ones, `fs.mqueue.*`, and `net.*` (which need a
+ * private network namespace). Others would change the host and are refused.
+ */
 export function withSysctls(sysctls: Record<string, string>): SpecOpt {
   for (const k of Object.keys(sysctls)) {
+    if (!isNamespacedSysctl(k)) throw new InvalidSpecOptionError('sysctl', `${k} is not namespaced`);
     if (!/^[a-z0-9_]+([./][a-zA-Z0-9_-]+)+$/.test(k))
       throw new InvalidSpecOptionError('sysctl', `bad name ${JSON.stringify(k)}`);
   }
