@@ -4,6 +4,7 @@ import { makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_CAPABILITIES } from './defaults.js';
 import { specFromImage } from './from-image.js';
+import { blkioWeightSupported } from './opts/linux.js';
 import { hostCapabilities } from './opts/security.js';
 
 describe('specFromImage options', () => {
@@ -166,6 +167,18 @@ describe('specFromImage options', () => {
         specFromImage({ config: { Cmd: ['x'] } }, rootfs, { hooksDirs: [], sysctls: { [bad]: '1' } }),
         bad,
       ).rejects.toMatchObject({ code: 'ERR_INVALID_SPEC_OPTION' });
+    }
+  });
+
+  it('a block IO weight on a host without one is refused up front', async () => {
+    const opts = { hooksDirs: [], resources: { blkioWeight: 500 } };
+    if (blkioWeightSupported()) {
+      await expect(specFromImage({ config: { Cmd: ['x'] } }, rootfs, opts)).resolves.toBeDefined();
+    } else {
+      await expect(specFromImage({ config: { Cmd: ['x'] } }, rootfs, opts)).rejects.toMatchObject({
+        code: 'ERR_INVALID_SPEC_OPTION',
+        option: 'resources.blkioWeight',
+      });
     }
   });
 

@@ -18,6 +18,7 @@ import { DEFAULT_HOOKS_DIRS, withHooksFromDirs } from './hooks.js';
 import { type ImageConfigDocument, type ImageRuntimeConfig, mergeImageConfig } from './image-config.js';
 import { findInitBinary } from './init.js';
 import {
+  blkioWeightSupported,
   cgroupsPathFor,
   withAnnotations,
   withBlkioWeight,
@@ -250,7 +251,15 @@ export async function specFromImage(
   if (r.cpusetCpus !== undefined || r.cpusetMems !== undefined)
     opts.push(withCpuset(r.cpusetCpus, r.cpusetMems));
   if (r.pidsLimit !== undefined) opts.push(withPidsLimit(r.pidsLimit));
-  if (r.blkioWeight !== undefined) opts.push(withBlkioWeight(r.blkioWeight));
+  if (r.blkioWeight !== undefined) {
+    if (!blkioWeightSupported()) {
+      throw new InvalidSpecOptionError(
+        'resources.blkioWeight',
+        'this host has no block IO weight (no BFQ/CFQ blkio.weight file); the runtime would fail',
+      );
+    }
+    opts.push(withBlkioWeight(r.blkioWeight));
+  }
   const host = extra.hostRlimits;
   if (o.ulimits.length > 0) opts.push(withRlimits(o.ulimits, { host }));
   opts.push(withDefaultRlimits({ host }));

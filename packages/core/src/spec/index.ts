@@ -61,6 +61,7 @@ export {
   type CgroupsPathOptions,
   type DeviceOptions,
   type NamespaceMode,
+  blkioWeightSupported,
   cgroupsPathFor,
   hostDevice,
   isNamespacedSysctl,

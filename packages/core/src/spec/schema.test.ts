@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultSpec } from './defaults.js';
 import { specFromImage } from './from-image.js';
 import { generateSpec } from './generate.js';
-import { withMemoryLimit, withPidsLimit } from './opts/linux.js';
+import { blkioWeightSupported, withBlkioWeight, withMemoryLimit, withPidsLimit } from './opts/linux.js';
 import { withReadOnlyRootfs } from './opts/mounts.js';
 import { withArgs } from './opts/process.js';
 import { withDefaultSeccomp } from './opts/security.js';
@@ -74,6 +74,7 @@ describe.skipIf(missing !== undefined)('config.json against the runtime-spec sch
       withMemoryLimit(64 << 20),
       withReadOnlyRootfs(),
       withPidsLimit(10),
+      withBlkioWeight(300),
     );
     expect(JSON.stringify(base)).toBe(before);
     expect(spec.linux?.resources?.memory?.limit).toBe(64 << 20);
@@ -139,7 +140,7 @@ describe.skipIf(missing !== undefined)('config.json against the runtime-spec sch
           cpusetCpus: '0',
           cpusetMems: '0',
           pidsLimit: 100,
-          blkioWeight: 500,
+          ...(blkioWeightSupported() ? { blkioWeight: 500 } : {}),
         },
         ulimits: [{ name: 'nofile', soft: 1024, hard: 2048 }],
         init: true,

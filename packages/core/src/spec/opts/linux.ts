@@ -1,4 +1,5 @@
 /** SpecOpts for Linux specifics: resources, namespaces, id mappings, sysctls, cgroups, devices, annotations. */
+import { existsSync, readFileSync } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidSpecOptionError } from '../../errors.js';
@@ -111,6 +112,23 @@ export function withBlkioWeight(weight: number): SpecOpt {
     const r = resources(spec);
     r.blockIO = { ...r.blockIO, weight };
   };
+}
+
+/**
+ * Whether the host can apply a block IO weight: cgroup v1 needs blkio.weight (CFQ) or
+ * blkio.bfq.weight (BFQ) — many kernels have neither, and runc then fails at start; cgroup v2
+ * needs the io controller.
+ */
+export function blkioWeightSupported(cgroupRoot = '/sys/fs/cgroup'): boolean {
+  const v2 = path.join(cgroupRoot, 'cgroup.controllers');
+  if (existsSync(v2)) {
+    try {
+      return readFileSync(v2, 'utf8').split(/\s+/).includes('io');
+    } catch {
+      return false;
+    }
+  }
+  return ['blkio.weight', 'blkio.bfq.weight'].some((f) => existsSync(path.join(cgroupRoot, 'blkio', f)));
 }
 
 export type NamespaceMode = 'private' | 'host' | { path: string };
