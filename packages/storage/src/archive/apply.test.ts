@@ -108,6 +108,14 @@ describe('applyLayer: legit layers', () => {
     expect(lgetxattr(path.join(root, 'f'), 'trusted.overlay.opaque')).toBeNull();
   });
 
+  it('LIBARCHIVE.xattr records (base64, URL-encoded names) are applied too', async (ctx) => {
+    if (!isRoot) ctx.skip();
+    await apply([
+      { name: 'f', body: 'x', pax: { 'LIBARCHIVE.xattr.user.a%3Db': Buffer.from('hi').toString('base64') } },
+    ]);
+    expect(lgetxattr(path.join(root, 'f'), 'user.a=b')?.toString()).toBe('hi');
+  });
+
   it('FIFOs and device nodes are created (policy: created as in the image)', async (ctx) => {
     if (!isRoot) ctx.skip();
     await apply([
@@ -150,6 +158,13 @@ describe('applyLayer: legit layers', () => {
     expect(fs.readFileSync(path.join(root2, 'b'), 'utf8')).toBe('B');
     fs.rmSync(path.join(root2, 'a'));
     fs.rmSync(path.join(root2, 'b'));
+  });
+
+  it('a truncated gzip stream is ERR_MALFORMED_ARCHIVE', async () => {
+    const gz = gzipMembers(buildTar([{ name: 'a', body: 'A'.repeat(50_000) }]));
+    await expect(
+      applyLayer(root, decompress(Readable.from([gz.subarray(0, gz.length - 30)])), { whiteouts: 'apply' }),
+    ).rejects.toMatchObject({ code: 'ERR_MALFORMED_ARCHIVE' });
   });
 
   it('corrupt gzip and zstd are ERR_MALFORMED_ARCHIVE', async () => {
