@@ -133,7 +133,16 @@ export async function copy(
         blobs: new Map(),
         limit: limiter(Math.max(1, options.concurrency ?? 6)),
       };
-      const result = await copyTop(c);
+      let result: CopyResult;
+      try {
+        result = await copyTop(c);
+      } catch (err) {
+        // Streams report cancellation as Node's AbortError; callers get one typed error.
+        if (signal?.aborted && !(err instanceof AbortedError)) {
+          throw new AbortedError(`copy to ${destRef.toString()}`, { cause: err });
+        }
+        throw err;
+      }
       checkAbort(signal, `copy to ${destRef.toString()}`);
       await dest.commit({ signal });
       emit({ type: 'copy-done', manifestDigest: result.manifestDigest, mediaType: result.mediaType });

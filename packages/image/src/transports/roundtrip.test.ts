@@ -11,6 +11,7 @@ import {
   loadImageSpecValidator,
   makeTempDir,
   removeTempDir,
+  skopeo,
 } from '@libpod-ts/test-rig';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,6 +107,20 @@ describe('round trips through every transport', () => {
     const bundle = join(tmp, 'bundle');
     await execa('umoci', ['unpack', '--rootless', '--image', `${tmp}/layout:t1`, bundle]);
     expect((await stat(join(bundle, 'rootfs', 'bin', 'busybox'))).isFile()).toBe(true);
+  });
+
+  it('skopeo reads the oci:, oci-archive:, docker-archive: and dir: images we wrote', async () => {
+    for (const name of [
+      `oci:${tmp}/layout:t1`,
+      `oci-archive:${tmp}/img.oci.tar:t1`,
+      `docker-archive:${tmp}/img.docker.tar`,
+      `dir:${tmp}/dirimg`,
+    ]) {
+      const { stdout } = await skopeo(['inspect', name]);
+      const info = JSON.parse(stdout) as { Layers: string[] };
+      expect(info.Layers.length).toBe(1);
+      await skopeo(['copy', '--quiet', name, `oci:${tmp}/via-skopeo:x`]);
+    }
   });
 
   it('recompresses to zstd and back to gzip, verifying diffIDs', async () => {
