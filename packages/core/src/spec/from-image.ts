@@ -20,6 +20,7 @@ import { findInitBinary } from './init.js';
 import {
   blkioWeightSupported,
   cgroupsPathFor,
+  swapLimitSupported,
   withAnnotations,
   withBlkioWeight,
   withCgroupsPath,
@@ -244,7 +245,15 @@ export async function specFromImage(
   // Resources and limits.
   const r = o.resources ?? {};
   if (r.memory !== undefined) opts.push(withMemoryLimit(r.memory));
-  if (r.memorySwap !== undefined) opts.push(withMemorySwap(r.memorySwap));
+  if (r.memorySwap !== undefined) {
+    if (r.memorySwap !== -1 && !swapLimitSupported()) {
+      throw new InvalidSpecOptionError(
+        'resources.memorySwap',
+        'this host has no swap accounting (memory.memsw.*); the runtime would fail',
+      );
+    }
+    opts.push(withMemorySwap(r.memorySwap));
+  }
   if (r.memoryReservation !== undefined) opts.push(withMemoryReservation(r.memoryReservation));
   if (r.cpus !== undefined) opts.push(withCpus(r.cpus));
   if (r.cpuShares !== undefined) opts.push(withCpuShares(r.cpuShares));

@@ -66,6 +66,7 @@ export {
   hostDevice,
   isNamespacedSysctl,
   listHostDevices,
+  swapLimitSupported,
   withAnnotations,
   withBlkioWeight,
   withCgroupsPath,

@@ -9,6 +9,7 @@ import { makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { specFromImage } from './from-image.js';
+import { swapLimitSupported } from './opts/linux.js';
 import { hostRlimits } from './rlimits.js';
 import { makeBusyboxRootfs } from './test-helpers.js';
 
@@ -181,7 +182,15 @@ describe.skipIf(reason !== undefined)('runc runs the generated config', () => {
           { type: 'tmpfs', destination: '/scratch', size: 1 << 20 },
           { type: 'bind', source: join(dir, 'data.txt'), destination: '/data/data.txt', readOnly: true },
         ],
-        resources: { memory: 64 << 20, pidsLimit: 50, cpus: 0.5, cpuShares: 512 },
+        resources: {
+          memory: 64 << 20,
+          ...(swapLimitSupported() ? { memorySwap: 128 << 20 } : {}),
+          memoryReservation: 32 << 20,
+          pidsLimit: 50,
+          cpus: 0.5,
+          cpuShares: 512,
+          cpusetCpus: '0',
+        },
         ulimits: [{ name: 'nofile', soft: 1024, hard: 2048 }],
         containerId: id,
         hooksDirs: [],

@@ -131,6 +131,19 @@ export function blkioWeightSupported(cgroupRoot = '/sys/fs/cgroup'): boolean {
   return ['blkio.weight', 'blkio.bfq.weight'].some((f) => existsSync(path.join(cgroupRoot, 'blkio', f)));
 }
 
+/** Whether the host can limit swap: cgroup v1 swap accounting (memory.memsw.*) or cgroup v2's memory controller. */
+export function swapLimitSupported(cgroupRoot = '/sys/fs/cgroup'): boolean {
+  const v2 = path.join(cgroupRoot, 'cgroup.controllers');
+  if (existsSync(v2)) {
+    try {
+      return readFileSync(v2, 'utf8').split(/\s+/).includes('memory');
+    } catch {
+      return false;
+    }
+  }
+  return existsSync(path.join(cgroupRoot, 'memory', 'memory.memsw.limit_in_bytes'));
+}
+
 export type NamespaceMode = 'private' | 'host' | { path: string };
 
 /**
