@@ -169,6 +169,7 @@ describe.skipIf(reason !== undefined)('runc runs the generated config', () => {
       'touch /scratch/f && echo tmpfs-ok',
       'cat /data/data.txt',
       'echo $FOO',
+      'echo x > /dev/xnull && echo dev-ok',
     ].join('; ');
     const spec = await specFromImage(
       { config: { Cmd: ['/bin/sh', '-c', script], Env: ['FOO=bar'] } },
@@ -192,6 +193,7 @@ describe.skipIf(reason !== undefined)('runc runs the generated config', () => {
           cpusetCpus: '0',
         },
         ulimits: [{ name: 'nofile', soft: 1024, hard: 2048 }],
+        devices: [{ path: '/dev/null', containerPath: '/dev/xnull', permissions: 'rw' }],
         containerId: id,
         hooksDirs: [],
       },
@@ -213,6 +215,7 @@ describe.skipIf(reason !== undefined)('runc runs the generated config', () => {
       'tmpfs-ok',
       'from the host',
       'bar',
+      'dev-ok',
     ]);
   });
 });
