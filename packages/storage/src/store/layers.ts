@@ -175,8 +175,13 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
         recorder = rec;
         const hasher = new Transform({
           transform(chunk: Buffer, _enc, cb) {
-            hash.update(chunk);
-            rec.write(chunk);
+            try {
+              hash.update(chunk);
+              rec.write(chunk);
+            } catch (err) {
+              cb(err as Error);
+              return;
+            }
             uncompressedSize += chunk.length;
             cb(null, chunk);
           },

@@ -27,6 +27,7 @@ import { MalformedArchiveError } from '../errors.js';
 import { resolveInRoot } from '../fs/resolve-in-root.js';
 
 const BLOCK = 512;
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
 const MAX_META = 1 << 20;
 
 function parseNum(h: Buffer, off: number, len: number): number {
@@ -98,6 +99,23 @@ export class SplitRecorder {
     this.gz.on('error', (err) => out.destroy(err));
   }
 
+  // Records are batched into large writes: one zlib write per record costs more than the parse.
+  private batch: Buffer[] = [];
+  private batchLen = 0;
+
+  private push(b: Buffer): void {
+    this.batch.push(b);
+    this.batchLen += b.length;
+    if (this.batchLen >= 1 << 18) this.flushOut();
+  }
+
+  private flushOut(): void {
+    if (this.batchLen === 0) return;
+    this.gz.write(Buffer.concat(this.batch, this.batchLen));
+    this.batch = [];
+    this.batchLen = 0;
+  }
+
   private emitRaw(b: Buffer): void {
     if (b.length === 0) return;
     this.raw.push(b);
@@ -107,10 +125,11 @@ export class SplitRecorder {
 
   private flushRaw(): void {
     if (this.rawLen === 0) return;
-    const head = Buffer.alloc(5);
+    const head = Buffer.allocUnsafe(5);
     head.write('R', 0, 'latin1');
     head.writeUInt32BE(this.rawLen, 1);
-    this.gz.write(Buffer.concat([head, ...this.raw]));
+    this.push(head);
+    for (const r of this.raw) this.push(r);
     this.raw = [];
     this.rawLen = 0;
   }
@@ -118,11 +137,12 @@ export class SplitRecorder {
   private emitFile(path: string, size: number): void {
     this.flushRaw();
     const p = Buffer.from(path, 'utf8');
-    const head = Buffer.alloc(11);
+    const head = Buffer.allocUnsafe(11);
     head.write('F', 0, 'latin1');
     head.writeBigUInt64BE(BigInt(size), 1);
     head.writeUInt16BE(p.length, 9);
-    this.gz.write(Buffer.concat([head, p]));
+    this.push(head);
+    this.push(p);
   }
 
   write(chunk: Buffer): void {
@@ -173,7 +193,7 @@ export class SplitRecorder {
 
   private onHeader(h: Buffer): void {
     this.emitRaw(h);
-    if (h.every((b) => b === 0)) {
+    if (h.equals(ZERO_BLOCK)) {
       this.state = { s: 'trailer' };
       return;
     }
@@ -211,6 +231,7 @@ export class SplitRecorder {
   /** Flush and close the file. */
   async finish(): Promise<void> {
     this.flushRaw();
+    this.flushOut();
     this.gz.end();
     await this.done;
   }
