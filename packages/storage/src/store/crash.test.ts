@@ -122,6 +122,22 @@ describe('crash safety (SIGKILL)', () => {
   });
 });
 
+describe('the lock', () => {
+  it('a holder that dies releases the lock; until then callers time out with a typed error', async () => {
+    (await open()).close();
+    const w = startWorker('hold-db');
+    await w.waitFor('holding');
+    const blocked = openStore({ root: root(), runRoot: runRoot(), driver: 'vfs', lockTimeoutMs: 300 });
+    await expect(blocked).rejects.toMatchObject({ code: 'ERR_STORE_LOCK_TIMEOUT' });
+    const waiting = openStore({ root: root(), runRoot: runRoot(), driver: 'vfs', lockTimeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 200));
+    await kill(w.child);
+    const store = await waiting;
+    expect(await store.listLayers()).toEqual([]);
+    await store.close();
+  });
+});
+
 describe('killed at any instant', () => {
   it('a pull/commit/remove loop killed at random points always leaves a store that repairs clean', async () => {
     (await open()).close();

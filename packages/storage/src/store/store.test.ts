@@ -134,6 +134,47 @@ describe('layers', () => {
   });
 });
 
+describe('hostile arguments', () => {
+  it('refuses IDs, names and digests that are not what they claim, with typed errors', async () => {
+    const bad = { code: 'ERR_INVALID_ARGUMENT' };
+    await expect(store.createLayer({ id: '../../etc' })).rejects.toMatchObject(bad);
+    await expect(store.createLayer({ parent: 'A'.repeat(64) })).rejects.toMatchObject(bad);
+    await expect(store.deleteLayer('x/../y')).rejects.toMatchObject(bad);
+    await expect(store.mountLayer('/etc')).rejects.toMatchObject(bad);
+    await expect(store.imageBlob('../x', 'config')).rejects.toMatchObject(bad);
+    await expect(store.createContainer({ name: '../evil' })).rejects.toMatchObject(bad);
+    await expect(store.createContainer({ id: 'nothex' })).rejects.toMatchObject(bad);
+    await expect(
+      store.createImage({ config: Buffer.from('{}'), names: ['has space:1'] }),
+    ).rejects.toMatchObject(bad);
+    await expect(
+      store.createImage({ config: Buffer.from('{}'), digests: ['x@notadigest'] }),
+    ).rejects.toMatchObject(bad);
+    await expect(store.createImage({ config: Buffer.from('not json') })).rejects.toMatchObject(bad);
+    await expect(store.lookupImage('')).rejects.toMatchObject({ code: 'ERR_IMAGE_NOT_FOUND' });
+    expect(await store.listImages()).toEqual([]);
+    expect((await store.check()).problems).toEqual([]);
+  });
+
+  it('a corrupted record is reported with a typed error naming its key', async () => {
+    const { MetaDb } = await import('./db.js');
+    const tar = await makeTar([{ name: 'a', content: 'a' }]);
+    const { layer } = await store.createLayer({ tar: streamOf(tar) });
+    const db = new MetaDb(join(dir, 'root', 'db'), { lingerMs: 0 });
+    await db.transaction(async (tx) => {
+      tx.put(`L/${layer.id}`, { id: layer.id, state: 'bogus' });
+    });
+    await expect(store.getLayer(layer.id)).rejects.toMatchObject({
+      code: 'ERR_CORRUPT_RECORD',
+      key: `L/${layer.id}`,
+    });
+    await db.transaction(async (tx) => {
+      tx.put(`L/${layer.id}`, layer);
+    });
+    await store.deleteLayer(layer.id);
+  });
+});
+
 describe('images', () => {
   async function twoLayerImage(names: string[], n = 1) {
     const t1 = await makeTar([{ name: 'a', content: `a${n}` }]);

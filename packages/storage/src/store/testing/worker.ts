@@ -5,6 +5,8 @@
  *   slow-layer     create a layer from a tar that never ends; prints `writing` once bytes flow
  *   stuck-delete   delete layer `layer`; the driver's removeLayer prints `deleting` and hangs
  *   churn          `count` times: create a container on `image`, delete it; prints a JSON summary
+ *   hold-db        open the store's LevelDB directly and hold it (its fcntl lock) until killed;
+ *                  prints `holding`
  *   image-loop     forever: pull-like image creation (leased layers, image commit, lease release),
  *                  a container mounted and removed, the image deleted; prints `tick` per round
  * The parent kills the first two with SIGKILL at the printed point.
@@ -34,6 +36,14 @@ function makeDriver(): Driver {
 }
 
 async function main(): Promise<void> {
+  if (mode === 'hold-db') {
+    const { Level } = await import('level');
+    const db = new Level(`${opts.root}/db`);
+    await db.open();
+    process.stdout.write('holding\n');
+    setInterval(() => undefined, 1000);
+    return;
+  }
   const driver = makeDriver();
   if (mode === 'stuck-delete') {
     const real = driver.removeLayer.bind(driver);
