@@ -90,9 +90,9 @@ export async function listTags(
   if (!(ref instanceof DockerReference)) {
     throw new UnsupportedError(ref.toString(), 'listing tags needs a docker:// reference');
   }
-  const client = await clientFor(ref, options.ctx);
+  const { client, repository } = await clientFor(ref, options.ctx);
   try {
-    return await client.listTags(ref.repository, options);
+    return await client.listTags(repository, options);
   } finally {
     await client.close();
   }

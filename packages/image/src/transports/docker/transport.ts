@@ -267,10 +267,19 @@ export function dockerTransport(): Transport {
   return t;
 }
 
-/** Opens a registry client for a docker reference, honouring registries.conf (for inspect/listTags). */
-export async function clientFor(ref: DockerReference, ctx: SystemContext = {}): Promise<RegistryClient> {
+/**
+ * Opens a registry client for a docker reference, honouring registries.conf (prefix rewriting,
+ * insecure, blocked); also returns the repository path at that location (for inspect/listTags).
+ */
+export async function clientFor(
+  ref: DockerReference,
+  ctx: SystemContext = {},
+): Promise<{ client: RegistryClient; repository: string }> {
   const conf = await loadRegistriesConf(ctx.registriesConfPath ?? DEFAULT_REGISTRIES_CONF);
   const primary = pullSources(conf, ref.name).at(-1)!;
   const insecure = primary.insecure || (ctx.insecureRegistries ?? []).includes(primary.reference.domain);
-  return new RegistryClient({ registry: primary.reference.domain, ctx, insecure });
+  return {
+    client: new RegistryClient({ registry: primary.reference.domain, ctx, insecure }),
+    repository: primary.reference.path,
+  };
 }
