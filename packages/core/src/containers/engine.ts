@@ -93,7 +93,7 @@ export async function initContainer(
   ]);
   let rootfs = record.rootfs;
   let netnsPath = record.network?.netnsPath;
-  const spec = structuredClone(record.spec) as {
+  const spec = (await engine.store.readSpec(record.id)) as {
     root?: { path: string };
     linux?: { namespaces?: { type: string; path?: string }[] };
   };

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { conmonExec } from '../runtime/conmon.js';
+import { resolveWorkdir } from '../spec/index.js';
 import type { Engine } from './engine.js';
 import { readAllLogLines, splitStreams } from './logs.js';
 import { envList, parseOptions } from './options.js';
@@ -46,8 +47,7 @@ export async function execInContainer(
   const o = parseOptions(ExecOptions, 'exec options', options);
   const sessionId = randomBytes(6).toString('hex');
   const dir = engine.layout.execDir(record.id, sessionId);
-  await mkdir(`${dir}/exits`, { recursive: true, mode: 0o700 });
-  const base = (record.spec.process ?? {}) as Record<string, unknown> & {
+  const base = ((await engine.store.readSpec(record.id)).process ?? {}) as Record<string, unknown> & {
     env?: string[];
     user?: { uid: number; gid: number };
   };
@@ -56,15 +56,21 @@ export async function execInContainer(
     const eq = e.indexOf('=');
     if (eq > 0) env.set(e.slice(0, eq), e.slice(eq + 1));
   }
+  // Same rules as the container's workdir: resolved inside the rootfs, /proc and /sys refused.
+  const cwd =
+    o.workingDir !== undefined
+      ? await resolveWorkdir(record.rootfs, o.workingDir, { create: false })
+      : undefined;
   const user = o.user !== undefined ? await resolveUser(record.rootfs, o.user) : base.user;
   const proc = {
     ...base,
     args: o.command,
     env: [...env].map(([k, v]) => `${k}=${v}`),
-    cwd: o.workingDir ?? (base.cwd as string | undefined) ?? '/',
+    cwd: cwd ?? (base.cwd as string | undefined) ?? '/',
     terminal: o.tty,
     ...(user ? { user: { ...(base.user ?? {}), uid: user.uid, gid: user.gid } } : {}),
   };
+  await mkdir(`${dir}/exits`, { recursive: true, mode: 0o700 });
   await writeFile(`${dir}/process.json`, JSON.stringify(proc), { mode: 0o600 });
   const logPath = `${dir}/exec.log`;
   try {

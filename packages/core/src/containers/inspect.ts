@@ -73,8 +73,8 @@ const SYSTEM_DESTINATIONS = new Set([
   '/sys/fs/cgroup',
 ]);
 
-export function inspectRecord(r: ContainerRecord, engine: Engine): ContainerInspect {
-  const spec = r.spec as {
+export async function inspectRecord(r: ContainerRecord, engine: Engine): Promise<ContainerInspect> {
+  const spec = (await engine.store.readSpec(r.id).catch(() => ({}))) as {
     ociVersion?: string;
     process?: { args?: string[] };
     mounts?: { destination: string; type?: string; source?: string; options?: string[] }[];
@@ -155,7 +155,7 @@ export function inspectRecord(r: ContainerRecord, engine: Engine): ContainerInsp
         MaximumRetryCount: r.restartPolicy.maxRetries,
       },
       AutoRemove: r.autoRemove,
-      ReadonlyRootfs: Boolean((r.spec as { root?: { readonly?: boolean } }).root?.readonly),
+      ReadonlyRootfs: r.readonlyRootfs,
       CgroupParent: cgroupsPath.slice(0, cgroupsPath.lastIndexOf('/')) || '/',
     },
     NetworkSettings: {

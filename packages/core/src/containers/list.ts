@@ -77,7 +77,7 @@ export function listRecords(records: ContainerRecord[], o: z.output<typeof ListO
       Names: [r.name],
       Image: r.image ?? '',
       ImageID: r.imageId ?? '',
-      Command: (r.spec as { process?: { args?: string[] } }).process?.args ?? r.command,
+      Command: r.args,
       Created: r.created,
       State: st,
       Status: statusText(r),

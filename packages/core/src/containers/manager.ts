@@ -1,4 +1,5 @@
-import { stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import {
   ContainerNameConflictError,
@@ -208,7 +209,9 @@ export class Containers {
         autoRemove: o.rm,
         logPath: this.engine.layout.logFile(id),
         runtime: this.engine.runtime.path,
-        spec,
+        args: ((spec.process ?? {}) as { args?: string[] }).args ?? [],
+        cgroupsPath: ((spec.linux ?? {}) as { cgroupsPath?: string }).cgroupsPath ?? '',
+        readonlyRootfs: Boolean((spec.root as { readonly?: boolean } | undefined)?.readonly),
         hostConfig: { NetworkMode: o.network, ReadonlyRootfs: o.readOnly },
         ...(o.network === 'bridge'
           ? { network: { mode: 'bridge', networks: o.networks, ports: o.ports } }
@@ -238,9 +241,12 @@ export class Containers {
       }
       name = record.name;
       try {
+        // The spec first: a record is only visible with everything it points at.
+        await this.engine.store.writeSpec(id, spec);
         await this.engine.store.write(record);
       } catch (err) {
         await this.engine.store.releaseName(record.name, id);
+        await this.engine.store.delete(id).catch(() => {});
         throw err;
       }
       if (storage && this.engine.integrations.unmountRootfs) {
@@ -250,6 +256,8 @@ export class Containers {
       await emit(this.engine, record, 'create');
       return { id, name };
     } catch (err) {
+      // Nothing half-made: userdata files, spec, name claim (released above) and the layer.
+      await rm(this.engine.layout.containerDir(id), { recursive: true, force: true });
       if (storage && this.engine.integrations.removeRootfs) {
         await this.engine.integrations
           .removeRootfs({ storageId: storage.storageId } as ContainerRecord)
@@ -606,10 +614,7 @@ export class Containers {
     const fresh = await Promise.all(
       records.map(async (r) => {
         if (!ACTIVE.includes(r.state.status)) return r;
-        const hasExit = await stat(this.engine.layout.exitFile(r.id)).then(
-          () => true,
-          () => false,
-        );
+        const hasExit = existsSync(this.engine.layout.exitFile(r.id));
         return hasExit ? this.refresh(r).catch(() => undefined) : r;
       }),
     );

@@ -78,8 +78,14 @@ export const ContainerRecord = z.object({
   logPath: z.string(),
   /** The runtime that created it (path); the same runtime must be used for its whole life. */
   runtime: z.string(),
-  /** The full OCI runtime spec, written to the bundle's config.json at each init. */
-  spec: z.record(z.string(), z.unknown()),
+  /**
+   * The process args and cgroups path of the OCI runtime spec. The full spec (large: seccomp)
+   * lives in `<root>/containers/<id>/spec.json`, written once at create, so records stay small
+   * and listing thousands is cheap.
+   */
+  args: z.array(z.string()),
+  cgroupsPath: z.string(),
+  readonlyRootfs: z.boolean().default(false),
   hostConfig: z.record(z.string(), z.unknown()).default({}),
   network: z
     .object({

@@ -44,7 +44,7 @@ async function kv(path: string): Promise<Map<string, number>> {
 
 /** Reads cgroup v2 (unified) or v1 (per-controller hierarchies, hybrid hosts included). */
 export async function readStats(r: ContainerRecord, cgroupRoot = CGROUP_ROOT): Promise<ContainerStats> {
-  const path = (r.spec as { linux?: { cgroupsPath?: string } }).linux?.cgroupsPath ?? '';
+  const path = r.cgroupsPath;
   const base = { id: r.id, name: r.name, readAt: Date.now() };
   if (existsSync(join(cgroupRoot, 'cgroup.controllers'))) {
     const dir = join(cgroupRoot, path);

@@ -48,6 +48,9 @@ export class Layout {
   recordFile(id: string): string {
     return join(this.containerDir(id), 'container.json');
   }
+  specFile(id: string): string {
+    return join(this.containerDir(id), 'spec.json');
+  }
   logFile(id: string): string {
     return join(this.containerDir(id), 'ctr.log');
   }
