@@ -7,6 +7,8 @@
  * there (another process may have finished the layer or deleted the image meanwhile).
  *
  * What repair() does, per problem kind:
+ *   corrupt-record        a record that fails validation: deleted (what it described is then
+ *                         found as orphan files / dangling references and removed in the next pass)
  *   dead-writer-layer     incomplete/deleting layer whose owner died: remove files, then record
  *   stale-lease           lease of a dead process: release (unused layers are collected)
  *   pending-gc            interrupted image/lease removal: continue collecting unused layers
@@ -24,6 +26,7 @@
  */
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import type { Tx } from './db.js';
 import { type Ctx, getLayerTx } from './context.js';
 import { dropImageRecord } from './images.js';
@@ -32,7 +35,6 @@ import { collectLayerChain, dropLayerRecord, releaseLease, removeLayerFiles } fr
 import { bootId, ownerAlive } from './owner.js';
 import {
   ContainerRecordSchema,
-  EmptySchema,
   Hex64,
   ImageRecordSchema,
   K,
@@ -44,6 +46,7 @@ import {
 } from './records.js';
 
 export type ProblemKind =
+  | 'corrupt-record'
   | 'dead-writer-layer'
   | 'stale-lease'
   | 'pending-gc'
@@ -89,17 +92,39 @@ interface Snapshot {
   mounts: Array<[string, import('./records.js').MountRecord]>;
   leases: Array<import('./records.js').LeaseRecord>;
   gc: string[];
+  corrupt: string[];
+}
+
+/** Records under `prefix` that parse; the keys of those that do not go to `corrupt`. */
+async function tolerantRange<T>(
+  tx: Tx,
+  prefix: string,
+  schema: z.ZodType<T>,
+  corrupt: string[],
+): Promise<Array<[string, T]>> {
+  const out: Array<[string, T]> = [];
+  for (const [k, v] of await tx.range(prefix, z.unknown())) {
+    const r = schema.safeParse(v);
+    if (r.success) out.push([k, r.data]);
+    else corrupt.push(k);
+  }
+  return out;
 }
 
 async function snapshot(tx: Tx): Promise<Snapshot> {
-  const layers = new Map((await tx.range(K.layerPrefix, LayerRecordSchema)).map(([, l]) => [l.id, l]));
-  const images = new Map((await tx.range(K.imagePrefix, ImageRecordSchema)).map(([, i]) => [i.id, i]));
+  const corrupt: string[] = [];
+  const layers = new Map(
+    (await tolerantRange(tx, K.layerPrefix, LayerRecordSchema, corrupt)).map(([, l]) => [l.id, l]),
+  );
+  const images = new Map(
+    (await tolerantRange(tx, K.imagePrefix, ImageRecordSchema, corrupt)).map(([, i]) => [i.id, i]),
+  );
   const containers = new Map(
-    (await tx.range(K.containerPrefix, ContainerRecordSchema)).map(([, c]) => [c.id, c]),
+    (await tolerantRange(tx, K.containerPrefix, ContainerRecordSchema, corrupt)).map(([, c]) => [c.id, c]),
   );
   const indexes: Array<[string, string | undefined]> = [];
   for (const prefix of ['In/', 'Cn/', 'Lc/']) {
-    for (const [k, v] of await tx.range(prefix, Hex64.or(EmptySchema))) indexes.push([k, v as string]);
+    for (const [k, v] of await tolerantRange(tx, prefix, Hex64, corrupt)) indexes.push([k, v]);
   }
   for (const prefix of ['Id/', 'Ld/', 'Ci/', 'Lz/'])
     for (const k of await tx.keys(prefix)) indexes.push([k, undefined]);
@@ -109,9 +134,13 @@ async function snapshot(tx: Tx): Promise<Snapshot> {
     images,
     containers,
     indexes,
-    mounts: (await tx.range(K.mountPrefix, MountRecordSchema)).map(([k, m]) => [k.slice(2), m]),
-    leases: (await tx.range(K.leasePrefix, LeaseRecordSchema)).map(([, l]) => l),
+    mounts: (await tolerantRange(tx, K.mountPrefix, MountRecordSchema, corrupt)).map(([k, m]) => [
+      k.slice(2),
+      m,
+    ]),
+    leases: (await tolerantRange(tx, K.leasePrefix, LeaseRecordSchema, corrupt)).map(([, l]) => l),
     gc: (await tx.keys(K.gcPrefix)).map((k) => k.slice(2)),
+    corrupt,
   };
 }
 
@@ -136,6 +165,7 @@ export async function check(ctx: Ctx, signal?: AbortSignal): Promise<CheckReport
   const s = await ctx.db.transaction(snapshot, signal);
   const problems: Problem[] = [];
   const add = (kind: ProblemKind, id: string, detail: string) => problems.push({ kind, id, detail });
+  for (const key of s.corrupt) add('corrupt-record', key, 'record fails validation');
 
   for (const l of s.layers.values()) {
     if (l.state !== 'complete') {
@@ -238,12 +268,12 @@ export async function check(ctx: Ctx, signal?: AbortSignal): Promise<CheckReport
 export async function recoverCrashes(ctx: Ctx, signal?: AbortSignal): Promise<Problem[]> {
   const found = await ctx.db.transaction(async (tx) => {
     const out: Problem[] = [];
-    for (const [, l] of await tx.range(K.layerPrefix, LayerRecordSchema)) {
+    for (const [, l] of await tolerantRange(tx, K.layerPrefix, LayerRecordSchema, [])) {
       if (l.state !== 'complete' && (!l.owner || !ownerAlive(l.owner))) {
         out.push({ kind: 'dead-writer-layer', id: l.id, detail: `layer ${l.state}` });
       }
     }
-    for (const [, lease] of await tx.range(K.leasePrefix, LeaseRecordSchema)) {
+    for (const [, lease] of await tolerantRange(tx, K.leasePrefix, LeaseRecordSchema, [])) {
       if (!ownerAlive(lease.owner)) out.push({ kind: 'stale-lease', id: lease.id, detail: 'dead owner' });
     }
     for (const k of await tx.keys(K.gcPrefix)) out.push({ kind: 'pending-gc', id: k.slice(2), detail: '' });
@@ -258,6 +288,7 @@ export async function repair(ctx: Ctx, signal?: AbortSignal): Promise<RepairRepo
   const fixed: Problem[] = [];
   // Dead writers and damaged layers first: the other fixes then see a settled layer set.
   const order: ProblemKind[] = [
+    'corrupt-record',
     'dead-writer-layer',
     'stale-lease',
     'missing-layer-files',
@@ -272,18 +303,27 @@ export async function repair(ctx: Ctx, signal?: AbortSignal): Promise<RepairRepo
     'orphan-layer-files',
     'pending-gc',
   ];
-  for (const kind of order) {
-    for (const p of before.problems.filter((q) => q.kind === kind)) {
-      signal?.throwIfAborted();
-      if (await fix(ctx, p)) fixed.push(p);
+  // A fix can reveal the next problem (a deleted corrupt record leaves orphan files): a few passes.
+  let report = before;
+  for (let pass = 0; pass < 3 && !report.ok; pass++) {
+    for (const kind of order) {
+      for (const p of report.problems.filter((q) => q.kind === kind)) {
+        signal?.throwIfAborted();
+        if (await fix(ctx, p)) fixed.push(p);
+      }
     }
+    report = await check(ctx, signal);
   }
-  const after = await check(ctx, signal);
-  return { found: before.problems, fixed, remaining: after.problems };
+  return { found: before.problems, fixed, remaining: report.problems };
 }
 
 async function fix(ctx: Ctx, p: Problem): Promise<boolean> {
   switch (p.kind) {
+    case 'corrupt-record':
+      return ctx.db.transaction(async (tx) => {
+        tx.del(p.id);
+        return true;
+      });
     case 'dead-writer-layer': {
       const l = await ctx.db.transaction((tx) => getLayerTx(tx, p.id));
       if (!l || l.state === 'complete' || (l.owner && ownerAlive(l.owner))) return false;

@@ -168,10 +168,16 @@ describe('hostile arguments', () => {
       code: 'ERR_CORRUPT_RECORD',
       key: `L/${layer.id}`,
     });
-    await db.transaction(async (tx) => {
-      tx.put(`L/${layer.id}`, layer);
-    });
-    await store.deleteLayer(layer.id);
+    // The store still opens; check() names the record; repair() drops it and then its orphan files.
+    await store.close();
+    store = await open();
+    const found = (await store.check()).problems;
+    expect(found.map((p) => [p.kind, p.id])).toContainEqual(['corrupt-record', `L/${layer.id}`]);
+    expect(found.map((p) => p.kind)).toContain('orphan-layer-files');
+    const r = await store.repair();
+    expect(r.remaining).toEqual([]);
+    expect(r.fixed.map((p) => p.kind)).toContain('corrupt-record');
+    await expect(stat(join(dir, 'root', 'vfs', layer.id))).rejects.toThrow();
   });
 });
 
