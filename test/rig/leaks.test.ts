@@ -48,6 +48,10 @@ describe('leak check', () => {
       const fakeConmon = join(leaked, 'conmon');
       await copyFile('/bin/sleep', fakeConmon);
       const proc = spawn(fakeConmon, ['300'], { stdio: 'ignore' });
+      // A "container": sleep in its own pid namespace, killed with unshare (--kill-child).
+      const ctr = spawn('unshare', ['--pid', '--fork', '--kill-child', '/bin/sleep', '301'], {
+        stdio: 'ignore',
+      });
       try {
         await execa('mount', ['-t', 'tmpfs', 'leaktest', mnt]);
         await execa('ip', ['netns', 'add', netns]);
@@ -69,15 +73,23 @@ describe('leak check', () => {
         expect(has(leaks, 'iptables', `chain ${chain}`)).toBe(true);
         expect(has(leaks, 'iptables', `rule -A ${chain} -j RETURN`)).toBe(true);
         expect(has(leaks, 'process', `pid ${proc.pid} conmon`)).toBe(true);
+        const inNs = leaks.filter(
+          (l) => l.kind === 'process' && l.description.includes('in another pid namespace'),
+        );
+        expect(inNs.map((l) => l.description)).toEqual([
+          expect.stringMatching(/ sleep .*: \/bin\/sleep 301$/),
+        ]);
         expect(has(leaks, 'runc', 'container leaky-ctr')).toBe(true);
         expect(has(leaks, 'runc', 'already-there')).toBe(false);
         expect(has(leaks, 'cni-ipam', 'IP 10.99.0.2 reserved')).toBe(true);
         expect(has(leaks, 'cni-ipam', 'lock')).toBe(false);
       } finally {
-        proc.kill('SIGKILL');
-        await new Promise((r) =>
-          proc.exitCode !== null || proc.signalCode !== null ? r(null) : proc.once('exit', r),
-        );
+        for (const p of [proc, ctr]) {
+          p.kill('SIGKILL');
+          await new Promise((r) =>
+            p.exitCode !== null || p.signalCode !== null ? r(null) : p.once('exit', r),
+          );
+        }
         await execa('umount', [mnt], { reject: false });
         await execa('ip', ['netns', 'delete', netns], { reject: false });
         await execa('ip', ['link', 'delete', vethA], { reject: false });

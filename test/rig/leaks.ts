@@ -7,7 +7,8 @@
  *   netns     names in /run/netns and registered netns dirs
  *   interface network interfaces in the host namespace (/sys/class/net): veths, bridges, macvlans
  *   process   conmon, runc, crun, docker-registry, skopeo, umoci, criu, slirp4netns processes, and any
- *             process whose command line names a rig temp dir (scan of /proc)
+ *             process whose command line names a rig temp dir, and every process in another pid
+ *             namespace (a container's) (scan of /proc)
  *   runc      container state dirs under /run/runc, /run/crun and registered --root dirs
  *   iptables  rules and chains from iptables-save / ip6tables-save (counters ignored)
  *   cni-ipam  IP reservations under /var/lib/cni/networks/<net>/ and registered IPAM dirs
@@ -17,7 +18,7 @@
  * A full snapshot costs a few ms of /proc and sysfs reads plus iptables-save and ip6tables-save.
  */
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { readdir, readFile, realpath } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -230,8 +231,19 @@ class ProcessTable {
   }
 }
 
+function pidNsOf(pid: number | 'self'): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/pid`);
+  } catch {
+    return undefined;
+  }
+}
+
 function readProcesses(table: ProcessTable, foreign: Set<string>): Map<string, string> {
   const out = new Map<string, string>();
+  // A process in another pid namespace is a container's, whatever its name: one that outlived
+  // its conmon would otherwise go unnoticed.
+  const ownPidNs = pidNsOf('self');
   for (const [pid, info] of table.procs) {
     if (pid === process.pid || info.state === 'Z') continue;
     let cmdline: string;
@@ -240,9 +252,11 @@ function readProcesses(table: ProcessTable, foreign: Set<string>): Map<string, s
     } catch {
       continue;
     }
-    if (!TRACKED_COMMS.has(info.comm) && !cmdline.includes(`/${TEMP_PREFIX}`)) continue;
+    const inContainer = ownPidNs !== undefined && pidNsOf(pid) !== ownPidNs;
+    if (!inContainer && !TRACKED_COMMS.has(info.comm) && !cmdline.includes(`/${TEMP_PREFIX}`)) continue;
     const key = `${pid}:${info.start}`;
-    out.set(key, `pid ${pid} ${info.comm}: ${cmdline.slice(0, 200)}`);
+    const where = inContainer ? ' (in another pid namespace: a container?)' : '';
+    out.set(key, `pid ${pid} ${info.comm}${where}: ${cmdline.slice(0, 200)}`);
     if (table.isForeign(pid)) foreign.add(`process|${key}`);
   }
   return out;
