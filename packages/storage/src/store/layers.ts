@@ -12,7 +12,6 @@ import { createHash } from 'node:crypto';
 import { rm, stat } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decompress } from '../archive/decompress.js';
 import type { LayerLimits } from '../archive/limits.js';
 import { DiffIDMismatchError, LayerInUseError, LayerMountedError, LayerNotFoundError } from '../errors.js';
 import type { Tx } from './db.js';
@@ -39,6 +38,7 @@ import {
   holder,
 } from './records.js';
 import { SplitRecorder, rebuildTar } from './tarsplit.js';
+import { uncompressed } from './uncompress.js';
 
 export interface LayerProgress {
   /** Uncompressed bytes applied so far. */
@@ -169,7 +169,7 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
       let uncompressedSize = 0;
       let size = 0;
       if (opts.tar) {
-        const plain = decompress(opts.tar, { signal });
+        const plain = await uncompressed(opts.tar, signal);
         const hash = createHash('sha256');
         const rec = new SplitRecorder(tarSplitPath(ctx.layout, layerId));
         recorder = rec;

@@ -115,6 +115,19 @@ describe('layers', () => {
     expect((await store.check()).problems).toEqual([]);
   });
 
+  it('a corrupt or truncated gzip stream is ERR_MALFORMED_ARCHIVE and leaves nothing', async () => {
+    const z = gz(await makeTar([{ name: 'x', content: 'abc'.repeat(50_000) }]));
+    const flipped = Buffer.from(z);
+    for (let i = 40; i < 60; i++) flipped[i] = flipped[i]! ^ 0xff;
+    for (const bad of [flipped, z.subarray(0, z.length - 20)]) {
+      await expect(store.createLayer({ tar: streamOf(bad) })).rejects.toMatchObject({
+        code: 'ERR_MALFORMED_ARCHIVE',
+      });
+    }
+    expect(await store.listLayers()).toEqual([]);
+    expect((await store.check()).problems).toEqual([]);
+  });
+
   it('honours an aborted signal and leaves nothing', async () => {
     const ac = new AbortController();
     ac.abort();
