@@ -10,7 +10,6 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import * as tar from 'tar-stream';
 import { AbortedError, InvalidLayoutError } from '../../errors.js';
 
 const MAX_ENTRIES = 1_000_000;
@@ -37,6 +36,8 @@ export async function extractTar(
   object: string,
   signal?: AbortSignal,
 ): Promise<Set<string>> {
+  // Loaded on first use: only the archive transports need it (keeps registry-only users lean).
+  const tar = await import('tar-stream');
   const extract = tar.extract();
   const seen = new Set<string>();
   let count = 0;
@@ -88,6 +89,7 @@ export interface TarInput {
 
 /** Writes `entries` in order as a tar stream to `outPath` (regular files, mode 0644, mtime 0). */
 export async function writeTar(entries: TarInput[], outPath: string, signal?: AbortSignal): Promise<void> {
+  const tar = await import('tar-stream');
   const pack = tar.pack();
   const out = pipeline(pack, createWriteStream(outPath, { flags: 'wx', mode: 0o644 }), { signal });
   try {
