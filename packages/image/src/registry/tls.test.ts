@@ -21,6 +21,8 @@ let host: string;
 let plainHost: string;
 let certsDir: string;
 const clientSubjects: string[] = [];
+const plainAuth: (string | undefined)[] = [];
+const registryAuth: (string | undefined)[] = [];
 
 async function openssl(args: string[]) {
   await execa('openssl', args, { cwd: tmp });
@@ -101,7 +103,11 @@ beforeAll(async () => {
     '2',
   ]);
 
-  plain = createHttpServer((_q, res) => res.end('{}'));
+  plain = createHttpServer((req, res) => {
+    plainAuth.push(req.headers.authorization);
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ token: 'anon-token' }));
+  });
   plain.listen(0, '127.0.0.1');
   await once(plain, 'listening');
   plainHost = `127.0.0.1:${(plain.address() as AddressInfo).port}`;
@@ -117,6 +123,26 @@ beforeAll(async () => {
     (req, res) => {
       const peer = (req.socket as TLSSocket).getPeerCertificate();
       clientSubjects.push(String(peer.subject?.CN ?? ''));
+      if (req.url?.startsWith('/v2/bearer/')) {
+        registryAuth.push(req.headers.authorization);
+        if (req.headers.authorization !== 'Bearer anon-token') {
+          res.writeHead(401, {
+            'www-authenticate': `Bearer realm="http://${plainHost}/token",service="svc"`,
+          });
+          return void res.end();
+        }
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return void res.end(JSON.stringify({ name: 'bearer/x', tags: ['a'] }));
+      }
+      if (req.url?.startsWith('/v2/ref/referrers/')) {
+        res.writeHead(200, {
+          'content-type': 'application/vnd.oci.image.index.v1+json',
+          'oci-filters-applied': 'artifactType',
+        });
+        return void res.end(
+          JSON.stringify({ schemaVersion: 2, manifests: [{ artifactType: 'application/x.sig' }] }),
+        );
+      }
       if (req.url === '/v2/') return void res.end('{}');
       if (req.url?.startsWith('/v2/r/blobs/')) {
         res.writeHead(302, { location: `http://${plainHost}/blob` });
@@ -166,6 +192,31 @@ describe('registry TLS', () => {
     const c = new RegistryClient({ registry: host, ctx: { ...base, certsDirs: [join(tmp, 'none')] } });
     try {
       await expect(c.ping()).rejects.toMatchObject({ code: 'ERR_NETWORK' });
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('never sends credentials to a token realm on another scheme (https registry, http realm)', async () => {
+    const c = new RegistryClient({
+      registry: host,
+      ctx: { ...base, certsDirs: [certsDir], credentials: { username: 'u', password: 'secret-pw' } },
+    });
+    try {
+      expect(await c.listTags('bearer/x')).toEqual(['a']);
+      expect(plainAuth.length).toBeGreaterThan(0);
+      for (const a of plainAuth) expect(a).toBeUndefined();
+      expect(registryAuth).toContain('Bearer anon-token');
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('uses the referrers API when the registry has it', async () => {
+    const c = new RegistryClient({ registry: host, ctx: { ...base, certsDirs: [certsDir] } });
+    try {
+      const r = await c.referrers('ref', `sha256:${'b'.repeat(64)}`, { artifactType: 'application/x.sig' });
+      expect(r).toEqual({ manifests: [{ artifactType: 'application/x.sig' }], filtersApplied: true });
     } finally {
       await c.close();
     }
