@@ -22,9 +22,7 @@ await withHostLock(async () => {
   try {
     // The config.json our engine generates, reused for raw runc (same rootfs, seccomp, mounts).
     const probe = await lp.containers.create({ rootfs: env.rootfs, command: ['true'] });
-    const spec = JSON.parse(
-      await readFile(join(env.root, 'containers', probe.id, 'container.json'), 'utf8'),
-    ).spec;
+    const spec = JSON.parse(await readFile(join(env.root, 'containers', probe.id, 'spec.json'), 'utf8'));
     await lp.containers.remove(probe.id);
     const bundle = join(env.dir, 'bundle');
     await mkdir(bundle);

@@ -241,6 +241,25 @@ describe.skipIf(skip !== undefined)('container lifecycle (runc + conmon, busybox
     expect(await lp.containers.list({ all: true })).toEqual([]);
   });
 
+  it('refuses hostile names, lookups and exec working dirs (CVE-2024-21626 class)', async () => {
+    for (const name of ['../x', 'a/b', '.hidden', '', 'x'.repeat(300)]) {
+      const e = await lp.containers.create({ rootfs: env.rootfs, command: ['true'], name }).catch((x) => x);
+      expect(e.code).toBe('ERR_INVALID_OPTIONS');
+    }
+    await expect(lp.containers.inspect('../../../etc/passwd')).rejects.toBeInstanceOf(ContainerNotFoundError);
+    await expect(lp.containers.inspect('names')).rejects.toBeInstanceOf(ContainerNotFoundError);
+    const { id } = await lp.containers.create({ rootfs: env.rootfs, command: ['sleep', '100'] });
+    await lp.containers.start(id);
+    for (const workingDir of ['/proc/self/fd/7', '/proc/self/cwd', '/sys/fs']) {
+      const e = await lp.containers.exec(id, { command: ['true'], workingDir }).catch((x) => x);
+      expect(e.code).toBe('ERR_INVALID_WORKDIR');
+    }
+    const e2 = await lp.containers.exec(id, { command: [] }).catch((x) => x);
+    expect(e2.code).toBe('ERR_INVALID_OPTIONS');
+    await lp.containers.remove(id, { force: true });
+    expect(await lp.containers.list({ all: true })).toEqual([]);
+  });
+
   it('emits every transition in order, live and in the persistent log', async () => {
     const since = new Date();
     const ac = new AbortController();
