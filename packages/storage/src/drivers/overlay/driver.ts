@@ -174,8 +174,10 @@ export class OverlayDriver implements Driver {
       for (const o of featureOffOptions()) data += ',' + o;
     }
     for (const o of opts.mountOptions ?? []) {
-      if (o.includes(',') && !o.startsWith('context='))
+      // one option each; a comma only inside a quoted SELinux context ("...:s0:c1,c2")
+      if (o.includes(',') && !/^(fs|def|root)?context="[^"]*"$/.test(o)) {
         throw new StorageError('ERR_MOUNT_OPTION', `bad mount option ${o}`);
+      }
       data += ',' + o;
     }
     return data;
