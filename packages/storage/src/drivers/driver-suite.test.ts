@@ -218,6 +218,24 @@ describe.each(['overlay', 'vfs'] as DriverName[])('driver %s', (name) => {
     await driver.removeLayer('l2'); // missing: no-op
   });
 
+  it('overlay: a read-only mount refuses writes and shows the layer over its chain', async (ctx) => {
+    need(ctx);
+    if (name !== 'overlay') ctx.skip('vfs cannot enforce read-only');
+    await create('ro', 'base');
+    await driver.applyDiff('ro', 'base', tarOf([{ name: 'ro-file', body: 'r' }]), { parentChain: ['base'] });
+    const mnt = await driver.mount('ro', ['base'], { readonly: true });
+    try {
+      expect(fs.readFileSync(path.join(mnt, 'ro-file'), 'utf8')).toBe('r');
+      expect(fs.existsSync(path.join(mnt, 'etc/hosts'))).toBe(true);
+      expect(() => fs.writeFileSync(path.join(mnt, 'x'), 'x')).toThrow(
+        expect.objectContaining({ code: 'EROFS' }),
+      );
+    } finally {
+      await driver.unmount('ro');
+    }
+    await driver.removeLayer('ro');
+  });
+
   it('rejects unsafe layer ids before they reach a path', async (ctx) => {
     need(ctx);
     for (const id of ['../x', 'a/b', '', '.hidden']) {

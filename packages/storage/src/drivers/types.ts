@@ -56,7 +56,10 @@ export interface ApplyDiffOptions {
 }
 
 export interface MountOptions {
-  /** Mount read-only (image layers viewed directly). Default false for the top layer. */
+  /**
+   * Mount read-only (image layers viewed directly). Default false. overlay mounts the layer and
+   * its chain as lowers only; vfs cannot enforce it (its "mount" is the layer dir itself).
+   */
   readonly?: boolean;
   /** Extra mount options (e.g. SELinux `context=`), appended verbatim. */
   mountOptions?: string[];
