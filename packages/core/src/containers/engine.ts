@@ -231,7 +231,8 @@ export async function handleExit(
         (s) => s.mtime.toISOString(),
         () => new Date().toISOString(),
       );
-      await engine.runtime.delete(id, true).catch(() => {});
+      // The process is gone (conmon wrote the exit file): a plain delete, force only if refused.
+      await engine.runtime.delete(id, false).catch(() => engine.runtime.delete(id, true).catch(() => {}));
       await releaseResources(engine, r);
       await rm(engine.layout.bundle(id), { recursive: true, force: true });
       transitioned = {

@@ -448,8 +448,18 @@ export class Containers {
       if (rm) await removeContainer(this.engine, id, { force: true }).catch(() => {});
       throw err as OciRuntimeError;
     }
-    const exitCode = await this.wait(id, { signal });
-    const { stdout, stderr } = splitStreams(await readAllLogLines(this.engine.layout.logFile(id)));
+    // conmon drains the output before writing the exit file: once it exists the log is complete,
+    // so the log is read while the exit is being recorded.
+    await waitFor(async () => ((await readExitCode(this.engine, id)) !== undefined ? true : undefined), {
+      dir: this.engine.layout.exitDir,
+      pollMs: 100,
+      signal,
+    });
+    const [exitCode, lines] = await Promise.all([
+      this.wait(id, { signal }),
+      readAllLogLines(this.engine.layout.logFile(id)),
+    ]);
+    const { stdout, stderr } = splitStreams(lines);
     if (rm) await removeContainer(this.engine, id, { force: true }).catch(() => {});
     return { id, name, exitCode, stdout, stderr };
   }
