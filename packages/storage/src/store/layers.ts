@@ -98,7 +98,14 @@ type Claim =
 
 /** Create (or find) a layer; see CreateLayerOptions. */
 export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<CreateLayerResult> {
-  const { signal } = opts;
+  // A pending parent that fails makes this layer pointless: stop extracting it at once.
+  const parentFailed = new AbortController();
+  opts.parentPending?.catch((err: unknown) => parentFailed.abort(err));
+  const signal = opts.parentPending
+    ? opts.signal
+      ? AbortSignal.any([opts.signal, parentFailed.signal])
+      : parentFailed.signal
+    : opts.signal;
   if (opts.parent !== undefined) assertId('parent layer ID', opts.parent);
   if (opts.id !== undefined) assertId('layer ID', opts.id);
   if (opts.parentPending && (opts.id === undefined || opts.parent === undefined)) {
