@@ -127,8 +127,12 @@ export interface ImageSource extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** What a destination wants done with layer compression. */
-export type DesiredCompression = 'preserve' | 'gzip' | 'zstd' | 'none';
+/**
+ * What a destination wants done with layer compression: keep the source's ('preserve'), gzip
+ * only layers that are uncompressed ('compress', what registries get by default, as in
+ * containers/image), or one specific compression for every layer.
+ */
+export type DesiredCompression = 'preserve' | 'compress' | 'gzip' | 'zstd' | 'none';
 
 /** Information about a blob about to be written; `digest`/`size` are unknown when copy() recompresses. */
 export interface BlobInfo {

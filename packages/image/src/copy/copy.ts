@@ -411,6 +411,7 @@ async function copyLayer(
 ): Promise<Descriptor> {
   checkAbort(c.signal, `layer ${layer.digest}`);
   const srcComp = compressionOfLayerMediaType(layer.mediaType);
+  if (want === 'compress') want = srcComp === 'none' ? 'gzip' : 'preserve';
   const target: LayerCompression | undefined =
     want === 'preserve' || srcComp === undefined || (want === srcComp && !c.opts.forceCompression)
       ? undefined

@@ -156,6 +156,10 @@ for (const mode of [
       );
       const sk = await inspectWithSkopeo(`${reg.host}/sk/from-archive:t`, reg);
       expect(sk.Layers).toHaveLength(1);
+      // docker-archive layers are uncompressed; a push gzips them (diffIDs verified on the way).
+      const pushed = await inspectImage(parseImageName(`docker://${reg.host}/sk/from-archive:t`), { ctx });
+      expect(pushed.manifest.layers[0]!.mediaType).toBe('application/vnd.docker.image.rootfs.diff.tar.gzip');
+      expect(pushed.config?.rootfs.diff_ids).toEqual(image.config.rootfs.diff_ids);
     });
 
     it('uploads monolithically, streamed and in chunks; HEAD and GET agree', async () => {

@@ -164,7 +164,8 @@ class DockerSource extends Closable implements ImageSource {
 class DockerDestination extends Closable implements ImageDestination {
   readonly reference: DockerReference;
   readonly supportsIndex = true;
-  readonly desiredLayerCompression: DesiredCompression = 'preserve';
+  // Uncompressed layers are gzipped on push (containers/image does the same); others are kept.
+  readonly desiredLayerCompression: DesiredCompression = 'compress';
   readonly needsDiffIDs = false;
   private readonly client: RegistryClient;
   private readonly target: ImageName;
