@@ -16,7 +16,8 @@ async function busyboxRootfs(dir: string): Promise<string> {
   await mkdir(join(dir, 'bin'), { recursive: true });
   await mkdir(join(dir, 'etc'), { recursive: true });
   await copyFile('/bin/busybox', join(dir, 'bin', 'busybox'));
-  for (const a of ['sh', 'echo', 'sleep', 'cat', 'ps', 'id', 'hostname', 'uname']) await symlink('busybox', join(dir, 'bin', a));
+  for (const a of ['sh', 'echo', 'sleep', 'cat', 'ps', 'id', 'hostname', 'uname'])
+    await symlink('busybox', join(dir, 'bin', a));
   await writeFile(join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   await writeFile(join(dir, 'etc', 'group'), 'root:x:0:\n');
   return dir;
@@ -30,7 +31,11 @@ async function containers(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'libpod-ts-demo-'));
   try {
     const rootfs = await busyboxRootfs(join(dir, 'rootfs'));
-    await using lp = await Libpod.open({ root: join(dir, 'root'), runRoot: join(dir, 'run'), storage: false });
+    await using lp = await Libpod.open({
+      root: join(dir, 'root'),
+      runRoot: join(dir, 'run'),
+      storage: false,
+    });
 
     // run: create + start + wait, output captured, container removed
     const hello = await lp.containers.run({
@@ -38,7 +43,9 @@ async function containers(): Promise<void> {
       command: ['sh', '-c', 'echo "hello from $(hostname), $(uname -s)"; echo "a warning" >&2; exit 3'],
       rm: true,
     });
-    console.log(`run: exit ${hello.exitCode}, stdout ${JSON.stringify(hello.stdout)}, stderr ${JSON.stringify(hello.stderr)}`);
+    console.log(
+      `run: exit ${hello.exitCode}, stdout ${JSON.stringify(hello.stdout)}, stderr ${JSON.stringify(hello.stderr)}`,
+    );
 
     // a long-running container: exec, logs, inspect, stats, stop
     const { id, name } = await lp.containers.create({
@@ -53,12 +60,20 @@ async function containers(): Promise<void> {
     const ins = await lp.containers.inspect(name);
     console.log(`inspect: ${ins.Name} ${ins.State.Status} pid ${ins.State.Pid} runtime ${ins.OCIRuntime}`);
     const st = await lp.containers.stats(id);
-    console.log(`stats: cgroup v${st.cgroupVersion}, ${st.pids} pids, ${(st.memoryUsageBytes / 1024).toFixed(0)} KiB`);
-    console.log('list:', (await lp.containers.list({ filters: { label: ['app=demo'] } })).map((c) => `${c.Names[0]} ${c.State}`));
+    console.log(
+      `stats: cgroup v${st.cgroupVersion}, ${st.pids} pids, ${(st.memoryUsageBytes / 1024).toFixed(0)} KiB`,
+    );
+    console.log(
+      'list:',
+      (await lp.containers.list({ filters: { label: ['app=demo'] } })).map((c) => `${c.Names[0]} ${c.State}`),
+    );
     await lp.containers.stop(id, { timeout: 5 });
     const lines: string[] = [];
     for await (const l of lp.containers.logs(id, { tail: 3 })) lines.push(`${l.stream}: ${l.line}`);
-    console.log(`stopped with exit code ${(await lp.containers.inspect(id)).State.ExitCode}; last log lines:`, lines);
+    console.log(
+      `stopped with exit code ${(await lp.containers.inspect(id)).State.ExitCode}; last log lines:`,
+      lines,
+    );
     await lp.containers.remove(id);
 
     const actions: string[] = [];
