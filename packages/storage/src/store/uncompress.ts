@@ -49,8 +49,9 @@ function readHead(input: Readable, n: number): Promise<Buffer> {
       else resolve(Buffer.concat(chunks));
     };
     const onReadable = () => {
-      let chunk: Buffer | null;
-      while (len < n && (chunk = input.read() as Buffer | null) !== null) {
+      while (len < n) {
+        const chunk = input.read() as Buffer | null;
+        if (chunk === null) break;
         chunks.push(chunk);
         len += chunk.length;
       }
