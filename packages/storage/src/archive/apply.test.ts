@@ -562,6 +562,24 @@ describe('applyLayer: whiteouts', () => {
     expect(fs.readdirSync(root).sort()).toEqual(['etc', 'var']); // no whiteout prototype left behind
   });
 
+  it('a failed overlay apply leaves no whiteout prototype and no zstd process behind', async (ctx) => {
+    if (!isRoot) ctx.skip();
+    const tar = buildTar([
+      { name: '.wh.a', body: '' },
+      { name: 'big', body: Buffer.alloc(4 << 20, 1) },
+      { name: '../escape', body: 'x' },
+      { name: 'tail', body: Buffer.alloc(4 << 20, 2) },
+    ]);
+    const zst = execFileSync('zstd', ['-q', '-c', '-1'], { input: tar });
+    await expect(
+      applyLayer(root, decompress(Readable.from([zst])), { whiteouts: 'overlay' }),
+    ).rejects.toMatchObject({ code: 'ERR_UNSAFE_LAYER_ENTRY' });
+    expect(fs.readdirSync(root).filter((n) => n.startsWith('.libpod-wh-'))).toEqual([]);
+    await new Promise((r) => setTimeout(r, 100));
+    const ours = execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(process.pid)]).toString();
+    expect(ours).not.toMatch(/zstd/);
+  });
+
   it('overlay mode: a directory recreated over a whiteout in the same layer is opaque', async (ctx) => {
     if (!isRoot) ctx.skip();
     await apply(
