@@ -203,6 +203,36 @@ describe.each(['overlay', 'vfs'] as const)('containers-storage on %s', (driver) 
     expect((await store.check()).problems).toEqual([]);
   });
 
+  it('two store users pulling the same image at once share the layers and both commit', async () => {
+    const other = await openStore({ root: join(dir, 'root'), runRoot: join(dir, 'run'), driver });
+    try {
+      const t2 = createTransportRegistry([...defaultTransports(), containersStorageTransport(other)]);
+      const [a, b] = await Promise.all([
+        copy(
+          transports.parseImageName(`docker://${remote}`),
+          transports.parseImageName(`containers-storage:${remote}`),
+          {
+            ctx: ctx(),
+          },
+        ),
+        copy(
+          t2.parseImageName(`docker://${remote}`),
+          t2.parseImageName('containers-storage:localhost/second:1'),
+          {
+            ctx: ctx(),
+          },
+        ),
+      ]);
+      expect(a.manifestDigest).toBe(b.manifestDigest);
+      const img = await store.lookupImage(remote);
+      expect(img.names.sort()).toEqual([remote, 'localhost/second:1'].sort());
+      expect((await store.listLayers()).length).toBe(3);
+      expect((await other.check()).problems).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('parses references: names normalised, IDs, store specs for this store only', async () => {
     const t = containersStorageTransport(store);
     expect(t.parseReference('busybox').toString()).toContain('docker.io/library/busybox:latest');

@@ -204,6 +204,8 @@ export class StorageDestination extends Closable implements ImageDestination {
         this.createDuplicates(diffID, layer.id, options.signal);
         return { mediaType: blob.mediaType, digest, size };
       }
+      // Someone else (another pull) wrote this layer: the blob is not needed; stop its download.
+      stream.destroy();
       slot.resolve(layer.id);
       this.createDuplicates(diffID, layer.id, options.signal);
       return { mediaType: blob.mediaType, digest: blob.digest ?? diffID, size: blob.size ?? -1 };
