@@ -77,7 +77,7 @@ describe('applyLayer: legit layers', () => {
   });
 
   it('ownership is exact under a setgid directory (the chown fast path does not apply there)', async (ctx) => {
-    if (!isRoot) ctx.skip();
+    if (!isRoot) ctx.skip('needs root: ownership, mknod, security.* and trusted.* xattrs');
     fs.mkdirSync(path.join(root, 'sg'));
     fs.chownSync(path.join(root, 'sg'), 0, 1234);
     fs.chmodSync(path.join(root, 'sg'), 0o2775);
@@ -92,7 +92,7 @@ describe('applyLayer: legit layers', () => {
   });
 
   it('keeps security.capability and user xattrs from SCHILY.xattr pax records', async (ctx) => {
-    if (!isRoot) ctx.skip(); // security.capability needs CAP_SETFCAP
+    if (!isRoot) ctx.skip('needs root: ownership, mknod, security.* and trusted.* xattrs'); // security.capability needs CAP_SETFCAP
     const cap = Buffer.from('0100000200200000000000000000000000000000', 'hex'); // cap_net_raw=ep
     await apply([
       { name: 'ping', body: 'ELF', mode: 0o755, pax: { 'SCHILY.xattr.security.capability': cap } },
@@ -109,7 +109,7 @@ describe('applyLayer: legit layers', () => {
   });
 
   it('LIBARCHIVE.xattr records (base64, URL-encoded names) are applied too', async (ctx) => {
-    if (!isRoot) ctx.skip();
+    if (!isRoot) ctx.skip('needs root: ownership, mknod, security.* and trusted.* xattrs');
     await apply([
       { name: 'f', body: 'x', pax: { 'LIBARCHIVE.xattr.user.a%3Db': Buffer.from('hi').toString('base64') } },
     ]);
@@ -117,7 +117,7 @@ describe('applyLayer: legit layers', () => {
   });
 
   it('FIFOs and device nodes are created (policy: created as in the image)', async (ctx) => {
-    if (!isRoot) ctx.skip();
+    if (!isRoot) ctx.skip('needs root: ownership, mknod, security.* and trusted.* xattrs');
     await apply([
       { name: 'dev/', type: 'dir' },
       { name: 'dev/null', type: 'char', devmajor: 1, devminor: 3, mode: 0o666 },
@@ -545,7 +545,7 @@ describe('applyLayer: whiteouts', () => {
   });
 
   it('overlay mode: whiteouts are 0/0 char devices, opaque dirs get trusted.overlay.opaque=y', async (ctx) => {
-    if (!isRoot) ctx.skip();
+    if (!isRoot) ctx.skip('needs root: ownership, mknod, security.* and trusted.* xattrs');
     await apply(
       [
         { name: 'etc/.wh.old', body: '' },
@@ -563,7 +563,7 @@ describe('applyLayer: whiteouts', () => {
   });
 
   it('a failed overlay apply leaves no whiteout prototype and no zstd process behind', async (ctx) => {
-    if (!isRoot) ctx.skip();
+    if (!isRoot) ctx.skip('needs root: ownership, mknod, security.* and trusted.* xattrs');
     const tar = buildTar([
       { name: '.wh.a', body: '' },
       { name: 'big', body: Buffer.alloc(4 << 20, 1) },
@@ -581,7 +581,7 @@ describe('applyLayer: whiteouts', () => {
   });
 
   it('overlay mode: a directory recreated over a whiteout in the same layer is opaque', async (ctx) => {
-    if (!isRoot) ctx.skip();
+    if (!isRoot) ctx.skip('needs root: ownership, mknod, security.* and trusted.* xattrs');
     await apply(
       [
         { name: '.wh.d', body: '' },
@@ -594,7 +594,7 @@ describe('applyLayer: whiteouts', () => {
   });
 
   it('overlay mode: parents are resolved in the merged view (lower var/run -> /run)', async (ctx) => {
-    if (!isRoot) ctx.skip();
+    if (!isRoot) ctx.skip('needs root: ownership, mknod, security.* and trusted.* xattrs');
     const lower = path.join(tmp, 'layer-evil');
     fs.mkdirSync(path.join(lower, 'var'));
     fs.mkdirSync(path.join(lower, 'run'));
@@ -610,7 +610,7 @@ describe('applyLayer: whiteouts', () => {
   });
 
   it('overlay mode: replacing a lower symlink with a directory redirects later entries', async (ctx) => {
-    if (!isRoot) ctx.skip();
+    if (!isRoot) ctx.skip('needs root: ownership, mknod, security.* and trusted.* xattrs');
     const lower = path.join(tmp, 'layer-evil');
     fs.mkdirSync(path.join(lower, 'var'));
     fs.mkdirSync(path.join(lower, 'run'));
@@ -659,7 +659,7 @@ void rel;
 
 describe('applyLayer: xattr policy', () => {
   it('user.* xattrs on a symlink (refused by Linux) are skipped and counted, not fatal', async (ctx) => {
-    if (!isRoot) ctx.skip();
+    if (!isRoot) ctx.skip('needs root: ownership, mknod, security.* and trusted.* xattrs');
     const r = await apply([
       { name: 'l', type: 'symlink', linkname: 'x', pax: { 'SCHILY.xattr.user.a': 'b' } },
     ]);
