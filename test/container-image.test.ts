@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageNotFoundError, Libpod } from '@libpod-ts/core';
+import { buildBusyboxImage } from '@libpod-ts/test-rig';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerSkipReason, importRigImage, makeTestEnv, type TestEnv } from './container-fixtures.js';
 
@@ -85,6 +86,21 @@ describe.skipIf(skip !== undefined)('containers from images in the store (writab
     ).toBe(1);
     await lp.containers.remove(id);
     expect(await (await lp.images.store()).listContainers()).toEqual([]);
+  });
+
+  it('pulls an image from an OCI layout into the store (image package, containers-storage:) and runs it', async () => {
+    const layout = join(env.dir, 'layout-pull');
+    await buildBusyboxImage({ dir: layout, config: { cmd: ['echo', 'pulled'] } });
+    const img = await lp.images.pull(`oci:${layout}:latest`, { name: 'localhost/pulled/busybox:1' });
+    expect(img.names).toContain('localhost/pulled/busybox:1');
+    expect((await lp.images.list()).length).toBeGreaterThanOrEqual(2);
+    const r = await lp.containers.run({ image: 'localhost/pulled/busybox:1', rm: true });
+    expect(r.stdout).toBe('pulled\n');
+    await lp.images.remove('localhost/pulled/busybox:1');
+    expect(await lp.images.exists('localhost/pulled/busybox:1')).toBe(false);
+    await expect(lp.images.pull(`oci:${layout}:latest`)).rejects.toMatchObject({
+      code: 'ERR_INVALID_OPTIONS',
+    });
   });
 
   it('a missing image is a typed error and leaves nothing behind', async () => {

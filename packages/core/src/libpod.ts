@@ -1,4 +1,12 @@
 import { join } from 'node:path';
+import {
+  type CopyProgressEvent,
+  containersStorageTransport,
+  copy,
+  createTransportRegistry,
+  defaultTransports,
+  type SystemContext,
+} from '@libpod-ts/image';
 import type { NetworkManager } from '@libpod-ts/network';
 import type { Store } from '@libpod-ts/storage';
 import { z } from 'zod';
@@ -94,6 +102,39 @@ export class Images {
 
   async remove(ref: string): Promise<void> {
     await (await this.store()).deleteImage(ref);
+  }
+
+  /**
+   * Copies an image into the store with `@libpod-ts/image` (`docker://` when `source` names no
+   * transport; `oci:`, `oci-archive:`, `docker-archive:`, `dir:` too) and returns its record.
+   * `name` is the name in the store; default: the source's registry name (required for sources
+   * that have none, like `oci:` layouts).
+   */
+  async pull(
+    source: string,
+    opts: {
+      name?: string;
+      ctx?: SystemContext;
+      signal?: AbortSignal;
+      onProgress?: (e: CopyProgressEvent) => void;
+    } = {},
+  ): Promise<Awaited<ReturnType<Store['lookupImage']>>> {
+    const store = await this.store();
+    const transports = createTransportRegistry([...defaultTransports(), containersStorageTransport(store)]);
+    const hasTransport = transports.names().some((t) => source.startsWith(`${t}:`));
+    const src = transports.parseImageName(hasTransport ? source : `docker://${source}`);
+    const name = opts.name ?? src.dockerReference()?.toString();
+    if (!name) {
+      throw new InvalidOptionsError('pull options', [
+        { path: 'name', message: `${source} has no registry name: give one` },
+      ]);
+    }
+    await copy(src, transports.parseImageName(`containers-storage:${name}`), {
+      ...(opts.ctx ? { ctx: opts.ctx } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
+    return this.get(name);
   }
 }
 
