@@ -233,6 +233,26 @@ describe.each(['overlay', 'vfs'] as const)('containers-storage on %s', (driver) 
     }
   });
 
+  it('an image repeating a layer (same blob twice) gets both chain positions', async () => {
+    const layout = join(dir, 'dup');
+    const same = { kind: 'files' as const, files: [{ path: 'etc/same', content: 'same\n' }] };
+    const dup = await buildBusyboxImage({ dir: layout, tag: 'd', layers: [{ kind: 'busybox' }, same, same] });
+    expect(dup.manifest.layers[1]!.digest).toBe(dup.manifest.layers[2]!.digest);
+    await copy(
+      transports.parseImageName(`oci:${layout}:d`),
+      transports.parseImageName('containers-storage:localhost/dup:1'),
+      {
+        ctx: ctx(),
+      },
+    );
+    const img = await store.lookupImage('dup:1');
+    expect(img.layers.length).toBe(3);
+    expect(new Set(img.layers).size).toBe(3);
+    const layers = await Promise.all(img.layers.map((l) => store.getLayer(l)));
+    expect(layers.map((l) => l.diffID)).toEqual(dup.config.rootfs.diff_ids);
+    expect((await store.check()).problems).toEqual([]);
+  });
+
   it('parses references: names normalised, IDs, store specs for this store only', async () => {
     const t = containersStorageTransport(store);
     expect(t.parseReference('busybox').toString()).toContain('docker.io/library/busybox:latest');
