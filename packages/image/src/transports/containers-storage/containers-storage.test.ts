@@ -138,6 +138,23 @@ describe.each(['overlay', 'vfs'] as const)('containers-storage on %s', (driver) 
     expect(manifest.layers.every((l) => l.mediaType.endsWith('+gzip'))).toBe(true);
     // skopeo verifies every blob (and the config) when copying the layout.
     await skopeo(['copy', '--quiet', `oci:${out}:back`, `oci:${join(dir, 'skopeo-copy')}:x`]);
+    // Push to the registry (gzip), as podman push does; skopeo pulls it back and verifies it.
+    const pushed = `${reg.host}/rig/pushed-${driver}:1`;
+    await copy(
+      transports.parseImageName(`containers-storage:${remote}`),
+      transports.parseImageName(`docker://${pushed}`),
+      {
+        ctx: ctx(),
+        compression: 'gzip',
+      },
+    );
+    await skopeo([
+      'copy',
+      '--quiet',
+      '--src-tls-verify=false',
+      `docker://${pushed}`,
+      `oci:${join(dir, 'skopeo-pull')}:x`,
+    ]);
     // And back into a second store: same image ID, a rootfs with busybox.
     const dir2 = await makeTempDir(`cs-${driver}-2`);
     const store2 = await openStore({ root: join(dir2, 'root'), runRoot: join(dir2, 'run'), driver });
