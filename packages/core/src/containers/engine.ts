@@ -309,8 +309,9 @@ export async function removeContainer(
 ): Promise<ContainerRecord | undefined> {
   let previous: ContainerRecord['state']['status'] | undefined;
   const removed = await engine.store.update(id, async (r) => {
-    if (r.state.status === 'removing') return undefined;
-    previous = r.state.status;
+    // A forced remove also finishes one that a crashed process left half-done (every step is idempotent).
+    if (r.state.status === 'removing' && !opts.force) return undefined;
+    previous = r.state.status === 'removing' ? 'exited' : r.state.status;
     return { ...r, state: { ...r.state, status: 'removing' } };
   });
   if (!removed || previous === undefined) return undefined;
