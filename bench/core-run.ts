@@ -105,7 +105,9 @@ await withHostLock(async () => {
     times.sort((a, b) => a - b);
     const line = `## core: list 1000 containers\n\n- command: \`npx tsx bench/core-run.ts\`\n- date: ${new Date().toISOString()}\n- list({ all: true }) of 1000 records: median ${formatMs(times[5]!)} (min ${formatMs(times[0]!)}, max ${formatMs(times[10]!)}, 11 runs, warm cache in the process); first list in a new Libpod: ${formatMs(cold)}. Target <= 50 ms (podman ps -a: 93 ms for 200).\n\n`;
     console.log(line);
-    await writeFile(join(import.meta.dirname, 'RESULTS.md'), line, { flag: 'a' });
+    await writeFile(process.env.BENCH_RESULTS ?? join(import.meta.dirname, 'RESULTS.md'), line, {
+      flag: 'a',
+    });
   } finally {
     for (const c of await lp.containers.list({ all: true }).catch(() => []))
       await lp.containers.remove(c.Id, { force: true }).catch(() => {});
