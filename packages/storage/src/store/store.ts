@@ -65,6 +65,7 @@ import {
   K,
   type LayerRecord,
   LayerRecordSchema,
+  MountRecordSchema,
   STORE_VERSION,
   type StoreMeta,
   StoreMetaSchema,
@@ -168,10 +169,7 @@ export class Store implements AsyncDisposable {
     const prev = await readFile(this.ctx.layout.bootMarker, 'utf8').catch(() => '');
     if (prev !== boot) {
       await this.ctx.db.transaction(async (tx) => {
-        for (const [k, m] of await tx.range(
-          K.mountPrefix,
-          (await import('./records.js')).MountRecordSchema,
-        )) {
+        for (const [k, m] of await tx.range(K.mountPrefix, MountRecordSchema)) {
           if (m.boot !== boot) tx.del(k);
         }
       }, signal);
