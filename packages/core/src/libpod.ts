@@ -51,6 +51,8 @@ export const LibpodOptions = z
               .object({ name: z.string(), subnet: z.string(), bridge: z.string() })
               .strict()
               .optional(),
+            /** Read-only conflist sources (default `/etc/cni/net.d`); `[]`: only the store's own networks. */
+            extraConfigDirs: z.array(z.string()).optional(),
           })
           .strict(),
       ])
@@ -195,9 +197,16 @@ export class Libpod implements AsyncDisposable {
       network:
         o.network === false
           ? undefined
-          : { root: o.root, runRoot: o.runRoot, defaultNetwork: o.network.defaultNetwork },
+          : {
+              root: o.root,
+              runRoot: o.runRoot,
+              defaultNetwork: o.network.defaultNetwork,
+              extraConfigDirs: o.network.extraConfigDirs,
+            },
     });
     await pruneExitFiles(engine);
+    // What a crashed process left (netns, veths, IPAM, iptables, CNI cache) for containers no one runs.
+    await engine.network?.cleanupStale(engine);
     return new Libpod(engine, o, ext);
   }
 

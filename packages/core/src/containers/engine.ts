@@ -19,9 +19,17 @@ export interface Integrations {
   unmountRootfs?(record: ContainerRecord): Promise<void>;
   /** Deletes the writable layer (remove). */
   removeRootfs?(record: ContainerRecord): Promise<void>;
-  /** Creates the network namespace and attaches networks; returns the netns path. */
-  setupNetwork?(record: ContainerRecord): Promise<string | undefined>;
+  /**
+   * Creates the network namespace, attaches networks and writes the container's hosts and
+   * resolv.conf (in place: they are bind-mounted); returns the netns path and what was attached.
+   */
+  setupNetwork?(record: ContainerRecord): Promise<NetworkSetup>;
   teardownNetwork?(record: ContainerRecord): Promise<void>;
+}
+
+export interface NetworkSetup {
+  netnsPath: string | undefined;
+  status?: NonNullable<ContainerRecord['network']>['status'];
 }
 
 /** Everything a lifecycle operation needs; built by the Libpod facade and by the exit hook. */
@@ -93,6 +101,7 @@ export async function initContainer(
   ]);
   let rootfs = record.rootfs;
   let netnsPath = record.network?.netnsPath;
+  let netStatus: NetworkSetup['status'];
   const spec = (await engine.store.readSpec(record.id)) as {
     root?: { path: string };
     linux?: { namespaces?: { type: string; path?: string }[] };
@@ -102,7 +111,9 @@ export async function initContainer(
       rootfs = await engine.integrations.mountRootfs(record);
     }
     if (record.network && record.network.mode === 'bridge' && engine.integrations.setupNetwork) {
-      netnsPath = await engine.integrations.setupNetwork(record);
+      const net = await engine.integrations.setupNetwork(record);
+      netnsPath = net.netnsPath;
+      netStatus = net.status;
       const ns = spec.linux?.namespaces?.find((n) => n.type === 'network');
       if (ns && netnsPath) ns.path = netnsPath;
     }
@@ -131,7 +142,9 @@ export async function initContainer(
     return {
       ...record,
       rootfs: record.rootfsSource === 'storage' ? rootfs : record.rootfs,
-      network: record.network ? { ...record.network, ...(netnsPath ? { netnsPath } : {}) } : record.network,
+      network: record.network
+        ? { ...record.network, ...(netnsPath ? { netnsPath } : {}), status: netStatus }
+        : record.network,
       state: {
         ...record.state,
         status: 'created',
@@ -237,6 +250,7 @@ export async function handleExit(
       await rm(engine.layout.bundle(id), { recursive: true, force: true });
       transitioned = {
         ...r,
+        ...(r.network ? { network: { ...r.network, status: undefined } } : {}),
         state: {
           ...r.state,
           status: 'exited',

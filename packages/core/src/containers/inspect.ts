@@ -57,7 +57,67 @@ export interface ContainerInspect {
     ReadonlyRootfs: boolean;
     CgroupParent: string;
   } & Record<string, unknown>;
-  NetworkSettings: { SandboxKey: string; Networks: Record<string, unknown> };
+  NetworkSettings: {
+    SandboxKey: string;
+    /** Of the first network (Podman's top-level fields); empty when not running. */
+    IPAddress: string;
+    IPPrefixLen: number;
+    Gateway: string;
+    GlobalIPv6Address: string;
+    GlobalIPv6PrefixLen: number;
+    IPv6Gateway: string;
+    MacAddress: string;
+    /** `"<port>/<proto>"` -> bindings, as published (auto-chosen host ports resolved). */
+    Ports: Record<string, { HostIp: string; HostPort: string }[]>;
+    Networks: Record<string, NetworkEndpoint>;
+  };
+}
+
+export interface NetworkEndpoint {
+  NetworkID: string;
+  IPAddress: string;
+  IPPrefixLen: number;
+  Gateway: string;
+  GlobalIPv6Address: string;
+  GlobalIPv6PrefixLen: number;
+  IPv6Gateway: string;
+  MacAddress: string;
+  Aliases: string[];
+}
+
+type NetStatus = NonNullable<NonNullable<ContainerRecord['network']>['status']>;
+
+function endpoint(name: string, i: NetStatus['interfaces'][number] | undefined): NetworkEndpoint {
+  const v4 = i?.addresses.find((a) => !a.includes(':'));
+  const v6 = i?.addresses.find((a) => a.includes(':'));
+  return {
+    NetworkID: name,
+    IPAddress: v4?.split('/')[0] ?? '',
+    IPPrefixLen: v4 ? Number(v4.split('/')[1]) : 0,
+    Gateway: i?.gateways.find((g) => !g.includes(':')) ?? '',
+    GlobalIPv6Address: v6?.split('/')[0] ?? '',
+    GlobalIPv6PrefixLen: v6 ? Number(v6.split('/')[1]) : 0,
+    IPv6Gateway: i?.gateways.find((g) => g.includes(':')) ?? '',
+    MacAddress: i?.mac ?? '',
+    Aliases: i?.aliases ?? [],
+  };
+}
+
+function networkSettings(r: ContainerRecord): ContainerInspect['NetworkSettings'] {
+  const st = r.network?.status;
+  const names = st?.interfaces.length
+    ? st.interfaces.map((i) => i.network)
+    : (r.network?.networks ?? []).map((n) => (typeof n === 'string' ? n : n.name));
+  const networks = Object.fromEntries(
+    names.map((n) => [n, endpoint(n, st?.interfaces.find((i) => i.network === n))]),
+  );
+  const { NetworkID: _id, Aliases: _a, ...first } = endpoint('', st?.interfaces[0]);
+  const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of st?.ports ?? []) {
+    const k = `${p.containerPort}/${p.protocol}`;
+    ports[k] = [...(ports[k] ?? []), { HostIp: p.hostIp ?? '', HostPort: String(p.hostPort) }];
+  }
+  return { SandboxKey: st ? (r.network?.netnsPath ?? '') : '', ...first, Ports: ports, Networks: networks };
 }
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
@@ -158,9 +218,6 @@ export async function inspectRecord(r: ContainerRecord, engine: Engine): Promise
       ReadonlyRootfs: r.readonlyRootfs,
       CgroupParent: cgroupsPath.slice(0, cgroupsPath.lastIndexOf('/')) || '/',
     },
-    NetworkSettings: {
-      SandboxKey: r.network?.netnsPath ?? '',
-      Networks: Object.fromEntries((r.network?.networks ?? []).map((n) => [n, {}])),
-    },
+    NetworkSettings: networkSettings(r),
   };
 }

@@ -214,7 +214,23 @@ export class Containers {
         readonlyRootfs: Boolean((spec.root as { readonly?: boolean } | undefined)?.readonly),
         hostConfig: { NetworkMode: o.network, ReadonlyRootfs: o.readOnly },
         ...(o.network === 'bridge'
-          ? { network: { mode: 'bridge', networks: o.networks, ports: o.ports } }
+          ? {
+              network: {
+                mode: 'bridge',
+                networks: o.networks,
+                ports: o.ports,
+                addHosts: o.addHosts,
+                ...(o.dns || o.dnsSearch || o.dnsOptions
+                  ? {
+                      dns: {
+                        ...(o.dns ? { dns: o.dns } : {}),
+                        ...(o.dnsSearch ? { dnsSearch: o.dnsSearch } : {}),
+                        ...(o.dnsOptions ? { dnsOptions: o.dnsOptions } : {}),
+                      },
+                    }
+                  : {}),
+              },
+            }
           : {}),
         state: {
           status: 'configured',

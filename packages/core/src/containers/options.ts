@@ -57,7 +57,33 @@ export const ContainerCreateOptions = z
     readOnly: z.boolean().default(false),
     /** `none` (own netns with loopback only, the default), `host`, or `bridge` (network package). */
     network: z.enum(['none', 'host', 'bridge']).default('none'),
-    networks: z.array(z.string()).default([]),
+    /**
+     * Networks of a `bridge` container (default: the default network), by name or with a static
+     * `ip`/`mac` and `aliases` other containers on that network resolve (validated by the network package).
+     */
+    networks: z
+      .array(
+        z.union([
+          z.string().min(1),
+          z
+            .object({
+              name: z.string().min(1),
+              ip: z.string().optional(),
+              mac: z.string().optional(),
+              aliases: z.array(z.string()).optional(),
+            })
+            .strict(),
+        ]),
+      )
+      .default([]),
+    /** Nameservers replacing the host's in /etc/resolv.conf (podman --dns). */
+    dns: z.array(z.string()).optional(),
+    /** Search domains replacing the host's; `['.']` for none (podman --dns-search). */
+    dnsSearch: z.array(z.string()).optional(),
+    /** Resolver options replacing the host's (podman --dns-option). */
+    dnsOptions: z.array(z.string()).optional(),
+    /** `name:ip` lines for /etc/hosts (podman --add-host). */
+    addHosts: z.array(z.string()).default([]),
     /** Published ports (bridge only): `{ containerPort, hostPort?, hostIp?, protocol?, range? }`. */
     ports: z
       .array(

@@ -91,9 +91,38 @@ export const ContainerRecord = z.object({
     .object({
       mode: z.string(),
       netnsPath: z.string().optional(),
-      networks: z.array(z.string()).default([]),
+      /** Names, or `{ name, ip?, mac?, aliases? }` as `@libpod-ts/network` takes them. */
+      networks: z
+        .array(z.union([z.string(), z.object({ name: z.string() }).catchall(z.unknown())]))
+        .default([]),
       /** Port mappings as `@libpod-ts/network` takes them (validated there). */
       ports: z.array(z.record(z.string(), z.unknown())).default([]),
+      /** resolv.conf options (`dns`, `dnsSearch`, `dnsOptions`) and `--add-host` entries. */
+      dns: z.record(z.string(), z.array(z.string())).optional(),
+      addHosts: z.array(z.string()).default([]),
+      /** What the last setup attached (addresses, MACs, published ports); cleared at exit. */
+      status: z
+        .object({
+          interfaces: z.array(
+            z.object({
+              network: z.string(),
+              ifName: z.string(),
+              mac: z.string().optional(),
+              addresses: z.array(z.string()),
+              gateways: z.array(z.string()),
+              aliases: z.array(z.string()).default([]),
+            }),
+          ),
+          ports: z.array(
+            z.object({
+              hostIp: z.string().optional(),
+              hostPort: z.number(),
+              containerPort: z.number(),
+              protocol: z.string(),
+            }),
+          ),
+        })
+        .optional(),
     })
     .optional(),
   state: ContainerState,

@@ -1,8 +1,10 @@
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DnsOptionsSchema, parseResolvConf, renderResolvConf } from '@libpod-ts/network';
+import { InvalidOptionsError } from '../errors.js';
 import { type CreateOptionsInput, specFromImage } from '../spec/index.js';
 import type { SpecBuilder } from './manager.js';
-import { envList } from './options.js';
+import { envList, type ParsedCreateOptions } from './options.js';
 
 /**
  * The default spec builder: the spec generator (`../spec`, Podman's defaults) fed with the
@@ -23,8 +25,9 @@ export function specGeneratorBuilder(containerDir: (id: string) => string): Spec
     };
     await Promise.all([
       writeFile(files.hostname, `${input.hostname}\n`),
-      writeFile(files.hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost\n127.0.1.1\t${input.hostname}\n`),
-      copyFile('/etc/resolv.conf', files.resolvConf).catch(() => writeFile(files.resolvConf, '')),
+      // bridge containers: rewritten in place by the network package at init (own IPs, peers).
+      writeFile(files.hosts, hostsFile(input.hostname, o.addHosts)),
+      resolvConf(o).then((text) => writeFile(files.resolvConf, text)),
       writeFile(files.containerEnv, `engine="libpod-ts"\nid="${input.id}"\n`),
     ]);
     const env: Record<string, string> = {};
@@ -54,4 +57,35 @@ export function specGeneratorBuilder(containerDir: (id: string) => string): Spec
     const spec = await specFromImage(input.imageConfig as never, input.rootfs, createOptions);
     return spec as unknown as Record<string, unknown>;
   };
+}
+
+/** `name:ip` (podman --add-host): a host name, then an address; nothing that could add a line. */
+const ADD_HOST_RE = /^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,252}):([0-9a-fA-F:.]+)$/;
+
+function hostsFile(hostname: string, addHosts: string[]): string {
+  const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost', `127.0.1.1\t${hostname}`];
+  for (const [i, e] of addHosts.entries()) {
+    const m = ADD_HOST_RE.exec(e);
+    if (!m) {
+      throw new InvalidOptionsError('container options', [
+        { path: `addHosts.${i}`, message: 'must be "name:ip"' },
+      ]);
+    }
+    lines.push(`${m[2]}\t${m[1]}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The host's resolv.conf with the container's dns options, by the network package's (podman's) rules. */
+async function resolvConf(o: ParsedCreateOptions): Promise<string> {
+  const parsed = DnsOptionsSchema.safeParse({ dns: o.dns, dnsSearch: o.dnsSearch, dnsOptions: o.dnsOptions });
+  if (!parsed.success) {
+    throw new InvalidOptionsError(
+      'container options',
+      parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+      parsed.error,
+    );
+  }
+  const host = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+  return renderResolvConf(parseResolvConf(host), { ownNetns: o.network !== 'host', ipv6: false, ...parsed.data });
 }
