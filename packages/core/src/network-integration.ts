@@ -48,7 +48,11 @@ export class NetworkIntegration {
         name: r.name,
         netns: { mode: 'bridge' },
         ...(r.network?.networks.length
-          ? { networks: r.network.networks.map((n) => (typeof n === 'string' ? { name: n } : (n as NetworkRequest))) }
+          ? {
+              networks: r.network.networks.map((n) =>
+                typeof n === 'string' ? { name: n } : (n as NetworkRequest),
+              ),
+            }
           : {}),
         portMappings: (r.network?.ports ?? []) as PortMapping[],
         hosts: {
