@@ -30,7 +30,7 @@ export {
 export { ContainerCreateOptions, ContainerName, RestartPolicyString } from './containers/options.js';
 export { ContainerRecord, ContainerState, ContainerStatus, RestartPolicy } from './containers/record.js';
 export type { Engine, Integrations } from './containers/engine.js';
-export { ExecOptions, type ExecResult } from './containers/exec.js';
+export { ExecOptions, type ExecResult, type ExecStream } from './containers/exec.js';
 export type { AttachOptions, AttachSession } from './containers/attach.js';
 export { type LogLine, LogsOptions, K8sFileParser } from './containers/logs.js';
 export type { ContainerInspect } from './containers/inspect.js';

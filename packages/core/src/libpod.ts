@@ -159,6 +159,40 @@ export class Events {
   }
 }
 
+/** An async generator whose first next() rejects with LibpodClosedError. */
+function closedGenerator(): AsyncGenerator<never> {
+  const gen: AsyncGenerator<never> = {
+    next: () => Promise.reject(new LibpodClosedError()),
+    return: (v) => Promise.resolve({ done: true, value: v as never }),
+    throw: (e) => Promise.reject(e),
+    [Symbol.asyncIterator]: () => gen,
+  };
+  return gen;
+}
+
+/**
+ * Wraps a facade object so that, once `isClosed()`, its methods throw LibpodClosedError: a
+ * rejected promise for async methods, an async generator that throws for generator methods, a
+ * synchronous throw otherwise. Calls made before close are not affected.
+ */
+function guardClosed<T extends object>(target: T, isClosed: () => boolean): T {
+  return new Proxy(target, {
+    get(t, prop, receiver) {
+      const v = Reflect.get(t, prop, receiver);
+      if (typeof v !== 'function' || prop === 'constructor') return v;
+      const kind = (v as { constructor?: { name?: string } }).constructor?.name;
+      return function (this: unknown, ...args: unknown[]) {
+        if (isClosed()) {
+          if (kind === 'AsyncFunction') return Promise.reject(new LibpodClosedError());
+          if (kind === 'AsyncGeneratorFunction') return closedGenerator();
+          throw new LibpodClosedError();
+        }
+        return (v as (...a: unknown[]) => unknown).apply(this === receiver ? t : this, args);
+      };
+    },
+  });
+}
+
 /**
  * The entry point: `await using lp = await Libpod.open({ root, runRoot })`. Containers keep
  * running after `close()` and after the program exits (conmon parents them); another `open` of
@@ -180,9 +214,14 @@ export class Libpod implements AsyncDisposable {
       engine,
       ext.specBuilder ?? specGeneratorBuilder((id) => engine.layout.containerDir(id)),
       ext.images ?? engine.storage?.images,
+      this.closer.signal,
     );
     this.events = new Events(engine, this.closer.signal);
     this.images = new Images(engine.storage);
+    // After close() every call throws LibpodClosedError (rejects, for async methods).
+    this.containers = guardClosed(this.containers, () => this.closed);
+    this.events = guardClosed(this.events, () => this.closed);
+    this.images = guardClosed(this.images, () => this.closed);
   }
 
   static async open(options: LibpodOptions = {}, ext: LibpodExtensions = {}): Promise<Libpod> {
@@ -216,6 +255,7 @@ export class Libpod implements AsyncDisposable {
 
   /** `lp.networks`: the network package's manager (create/list/remove networks, connect...). */
   get networks(): NetworkManager {
+    this.assertOpen();
     if (!this.engine.network)
       throw new InvalidOptionsError('Libpod options', [
         { path: 'network', message: 'opened without networking' },
@@ -232,7 +272,8 @@ export class Libpod implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.closer.abort();
+    // The reason is what pending wait()/run() reject with; follows and subscriptions just end.
+    this.closer.abort(new LibpodClosedError());
     await this.engine.storage?.close();
   }
 

@@ -40,11 +40,24 @@ interface SeqpacketSocketLike {
   destroy(): void;
 }
 
-export async function attachToContainer(
+export function attachToContainer(
   engine: Engine,
   record: ContainerRecord,
   o: AttachOptions,
 ): Promise<AttachSession> {
+  return attachToSocket(engine.layout.bundle(record.id), record.id, o);
+}
+
+/**
+ * Connects to the attach socket conmon created in `dir` (a container bundle or an exec session
+ * directory) and pumps stdin in and stdout/stderr out.
+ */
+export async function attachToSocket(
+  dir: string,
+  containerId: string,
+  o: AttachOptions,
+): Promise<AttachSession> {
+  const record = { id: containerId };
   let mod: { SeqpacketSocket: new () => SeqpacketSocketLike };
   try {
     mod = (await import('node-unix-socket')) as unknown as typeof mod;
@@ -58,7 +71,7 @@ export async function attachToContainer(
     );
   }
   // The socket path can exceed sockaddr_un's 108 bytes: connect through a directory fd, as podman does.
-  const dirFd = openSync(engine.layout.bundle(record.id), 'r');
+  const dirFd = openSync(dir, 'r');
   const sock = new mod.SeqpacketSocket();
   try {
     await new Promise<void>((resolve, reject) => {

@@ -13,7 +13,13 @@ import { isProcessAlive } from '../util/fs.js';
 import { type AttachOptions, type AttachSession, attachToContainer } from './attach.js';
 import { minimalSpec } from './default-spec.js';
 import { type Engine, emit, handleExit, initContainer, readExitCode, removeContainer } from './engine.js';
-import { type ExecOptions, type ExecResult, execInContainer } from './exec.js';
+import {
+  type ExecOptions,
+  type ExecResult,
+  type ExecStream,
+  execInContainer,
+  execStreamInContainer,
+} from './exec.js';
 import { type ContainerInspect, inspectRecord } from './inspect.js';
 import { type ContainerSummary, ListOptions, listRecords } from './list.js';
 import { type LogLine, LogsOptions, readAllLogLines, readLogs, splitStreams } from './logs.js';
@@ -131,7 +137,15 @@ export class Containers {
     private readonly engine: Engine,
     private readonly specBuilder: SpecBuilder = fallbackSpecBuilder,
     private readonly images?: ImageProvider,
+    /** Aborted (reason: LibpodClosedError) when the Libpod closes: ends pending waits and follows. */
+    private readonly closing?: AbortSignal,
   ) {}
+
+  /** The caller's signal joined with the Libpod's closing signal. */
+  private withClosing(signal: AbortSignal | undefined): AbortSignal | undefined {
+    if (!this.closing) return signal;
+    return signal ? AbortSignal.any([signal, this.closing]) : this.closing;
+  }
 
   /** Records a new container (status `configured`); nothing runs until start/init. */
   async create(
@@ -441,7 +455,7 @@ export class Containers {
       {
         dir: this.engine.layout.exitDir,
         pollMs: 100,
-        signal: opts.signal,
+        signal: this.withClosing(opts.signal),
         timeoutMs: opts.timeout,
         onTimeout: () =>
           new CoreTimeoutError(
@@ -469,7 +483,7 @@ export class Containers {
     await waitFor(async () => ((await readExitCode(this.engine, id)) !== undefined ? true : undefined), {
       dir: this.engine.layout.exitDir,
       pollMs: 100,
-      signal,
+      signal: this.withClosing(signal),
     });
     const [exitCode, lines] = await Promise.all([
       this.wait(id, { signal }),
@@ -592,6 +606,21 @@ export class Containers {
   }
 
   /**
+   * Runs a process in a running container with its stdio streamed through conmon's attach
+   * socket: `stdout`/`stderr` as they come, `stdin` (with `stdin: true`) or a piped stream,
+   * a terminal with `tty` (resizable). `exitCode` resolves once the process exited and its output
+   * was delivered.
+   */
+  async execStream(nameOrId: string, options: ExecOptions): Promise<ExecStream> {
+    const r = await this.current(nameOrId);
+    if (r.state.status !== 'running') throw new ContainerStateError(r.id, r.state.status, 'exec in');
+    await emit(this.engine, r, 'exec', { execCommand: (options.command ?? []).join(' ') });
+    const st = await execStreamInContainer(this.engine, r, options);
+    st.exitCode.then((code) => emit(this.engine, r, 'exec_died', { exitCode: String(code) })).catch(() => {});
+    return st;
+  }
+
+  /**
    * Attaches to a running container's stdio through conmon's attach socket: output from now on
    * to `stdout`/`stderr`, `stdin` to the container (created with `stdin: true`).
    */
@@ -616,7 +645,7 @@ export class Containers {
         cur.state.status === 'running' || cur.state.status === 'paused' || cur.state.status === 'created'
       );
     };
-    yield* readLogs(r.logPath, o, isRunning, signal);
+    yield* readLogs(r.logPath, o, isRunning, this.withClosing(signal));
   }
 
   async inspect(nameOrId: string): Promise<ContainerInspect> {

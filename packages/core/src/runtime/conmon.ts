@@ -209,3 +209,97 @@ export function conmonCreate(o: ConmonCreateOptions): Promise<ConmonStarted> {
 export function conmonExec(o: ConmonExecOptions): Promise<ConmonStarted> {
   return launch(conmonExecArgs(o), o, true);
 }
+
+/** The first promise to resolve with a message; undefined only when all ended without one. */
+function firstDefined(ps: Promise<SyncMessage | undefined>[]): Promise<SyncMessage | undefined> {
+  return new Promise((resolve) => {
+    let left = ps.length;
+    for (const p of ps)
+      p.then((m) => {
+        if (m) resolve(m);
+        else if (--left === 0) resolve(undefined);
+      });
+  });
+}
+
+/**
+ * An exec session whose stdio goes through the attach socket (`--exec-attach`), as podman's
+ * interactive exec: conmon sets up `<bundle>/attach` and says so on the attach pipe (fd 5,
+ * `_OCI_ATTACHPIPE`); `onAttachReady` connects to it; only then the second write on the start
+ * pipe lets conmon run `<runtime> exec`, so no output is lost. The pid comes on the sync pipe,
+ * the exit status on the attach or sync pipe (conmon versions differ), whichever comes first.
+ */
+export async function conmonExecAttached(
+  o: ConmonExecOptions,
+  onAttachReady: () => Promise<void>,
+): Promise<ConmonStarted & { execExit: Promise<number> }> {
+  const args = [...conmonExecArgs(o), '--exec-attach'];
+  const child = spawn(o.conmonPath, args, {
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+    env: { ...process.env, _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4', _OCI_ATTACHPIPE: '5' },
+    signal: o.signal,
+    detached: true,
+  });
+  const stderr: Buffer[] = [];
+  child.stderr!.on('data', (d: Buffer) => stderr.push(d));
+  const sync = child.stdio[3] as Readable;
+  const start = child.stdio[4] as Writable;
+  const attachPipe = (child.stdio as unknown as Readable[])[5]!;
+  const nextSync = syncReader(sync);
+  const nextAttach = syncReader(attachPipe);
+  const spawnError = new Promise<never>((_, reject) => child.once('error', reject));
+  spawnError.catch(() => {});
+  start.on('error', () => {});
+  const fail = async (msg: SyncMessage | undefined): Promise<never> => {
+    await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+    sync.destroy();
+    attachPipe.destroy();
+    child.stderr!.destroy();
+    child.unref();
+    const text =
+      msg?.message ?? (Buffer.concat(stderr).toString('utf8').trim() || 'conmon exited without a pid');
+    throw classifyRuntimeError(text, o.containerId);
+  };
+  start.write('0');
+  // Before attach: a failure shows as a negative message or EOF on either pipe.
+  const syncFirst = nextSync();
+  const ready = await Promise.race([
+    nextAttach(),
+    syncFirst.then((m) => ({ fromSync: m })),
+    spawnError,
+  ]).catch((err: Error) => {
+    throw new OciRuntimeError(`conmon for ${o.containerId} failed to start: ${err.message}`, {
+      containerId: o.containerId,
+      cause: err,
+    });
+  });
+  if (!ready || 'fromSync' in ready || ready.data < 0)
+    return fail(ready && 'fromSync' in ready ? ready.fromSync : ready);
+  try {
+    await onAttachReady();
+  } catch (err) {
+    start.destroy();
+    await fail(undefined).catch(() => {});
+    throw err;
+  }
+  start.end('0');
+  const pidMsg = await Promise.race([syncFirst, spawnError]);
+  if (!pidMsg || pidMsg.data < 0) return fail(pidMsg);
+  child.stderr!.destroy();
+  child.unref();
+  const execExit = firstDefined([nextAttach(), nextSync()]).then((m) => {
+    sync.destroy();
+    attachPipe.destroy();
+    if (!m) throw new OciRuntimeError(`conmon for exec in ${o.containerId} closed without an exit status`);
+    return m.data;
+  });
+  execExit.catch(() => {});
+  return {
+    pid: pidMsg.data,
+    execExit,
+    detachSync: () => {
+      (sync as Socket).unref();
+      (attachPipe as Socket).unref();
+    },
+  };
+}
