@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Libpod } from '@libpod-ts/core';
 import { specFromImage } from '@libpod-ts/core/spec';
-import type { CopyProgressEvent } from '@libpod-ts/image';
+import { type CopyProgressEvent, inspectImage, parseImageName } from '@libpod-ts/image';
 // The builder module by relative path: the rig's index also exports vitest-based helpers.
 import { type BuiltImage, buildBusyboxImage } from '../test/rig/images.js';
 
@@ -51,6 +51,11 @@ async function buildImage(layout: string): Promise<BuiltImage> {
     console.log(
       `layer    ${l.digest} ${kib(l.size)} gzip, ${kib(l.tarSize)} tar (diffID ${short(l.diffID)})`,
     );
+  // The image package reads the layout on its own: same digest as the builder's.
+  const seen = await inspectImage(parseImageName(built.reference));
+  console.log(
+    `inspectImage (image package): ${seen.mediaType} ${seen.manifestDigest === built.manifestDigest ? 'digest matches' : `digest ${seen.manifestDigest} DIFFERS`}, ${seen.manifest.layers.length} layers, cmd ${JSON.stringify(seen.config?.config?.Cmd)}`,
+  );
   return built;
 }
 

@@ -43,6 +43,7 @@ describe('examples/demo.ts', () => {
     // 1. the image built by the rig's builder
     expect(out).toMatch(/^manifest sha256:[0-9a-f]{64} \(\d+ bytes\)$/m);
     expect(out.match(/^layer {4}sha256:[0-9a-f]{64} /gm)?.length).toBe(2);
+    expect(out).toMatch(/^inspectImage \(image package\): \S+ digest matches, 2 layers/m);
     // 4. the generated runtime config
     expect(out).toMatch(/^process\.args \["httpd","-f"\] user 0:0 cwd \/$/m);
     expect(out).toMatch(/^namespaces .*\bpid\b.*\bmount\b/m);
