@@ -254,6 +254,31 @@ describe.skipIf(skip !== undefined)('containers on networks: names, ports, modes
     expect(r.stdout).toMatch(/inet 10\.213\.110\.\d+\/24/);
   });
 
+  it('hostile hosts, dns and alias values are refused before anything lands in a file', async () => {
+    const base = { rootfs: env.rootfs, command: ['true'], network: 'bridge' as const, networks: [USER] };
+    await expect(
+      lp.containers.create({ ...base, addHosts: ['evil:10.213.111.9\n10.213.111.8 injected'] }),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_OPTIONS' });
+    await expect(
+      lp.containers.create({ ...base, dns: ['10.213.111.53\nnameserver 10.213.111.54'] }),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_OPTIONS' });
+    await expect(lp.containers.create({ ...base, dnsOptions: ['ndots:1 debug'] })).rejects.toMatchObject({
+      code: 'ERR_INVALID_OPTIONS',
+    });
+    // Aliases are validated by the network package at init: a typed error, nothing left.
+    const bad = lp.containers.run({
+      ...base,
+      networks: [{ name: USER, aliases: ['ok', 'bad\n10.213.111.7 injected'] }],
+      rm: true,
+    });
+    await expect(bad).rejects.toMatchObject({ code: 'ERR_NETWORK_INVALID_INPUT' });
+    await expect(
+      lp.containers.run({ ...base, networks: ['lpts-cn-no-such-network'], rm: true }),
+    ).rejects.toMatchObject({ code: 'ERR_NETWORK_NOT_FOUND' });
+    expect(await lp.containers.list({ all: true })).toEqual([]);
+    expect(readdirSync(join(env.runRoot, 'netns'))).toEqual([]);
+  });
+
   it('network none: loopback only; network host: the host interfaces', async () => {
     const none = await lp.containers.run({
       rootfs: env.rootfs,

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type NetworkRequest, NetworkManager, type PortMapping } from '@libpod-ts/network';
 import type { Engine, Integrations, NetworkSetup } from './containers/engine.js';
@@ -88,19 +88,30 @@ export class NetworkIntegration {
    * networking (no state dir).
    */
   async cleanupStale(engine: Engine): Promise<void> {
-    if (!existsSync(join(this.settings.runRoot, 'network'))) return;
-    await this.manager().cleanupStale({
-      isAlive: async (id) => {
-        const owner = Number.parseInt(
-          (await readFile(join(engine.layout.containerDir(id), 'lock'), 'utf8').catch(() => '')) || '0',
-          10,
-        );
-        if (owner > 0 && isProcessAlive(owner)) return true;
-        const r = await engine.store.read(id).catch(() => undefined);
-        if (!r || !ACTIVE.has(r.state.status)) return false;
-        return isProcessAlive(r.state.conmonPid) || isProcessAlive(r.state.pid);
-      },
-    });
+    const state = join(this.settings.runRoot, 'network');
+    if (!existsSync(state)) return;
+    const isAlive = async (id: string): Promise<boolean> => {
+      const owner = Number.parseInt(
+        (await readFile(join(engine.layout.containerDir(id), 'lock'), 'utf8').catch(() => '')) || '0',
+        10,
+      );
+      if (owner > 0 && isProcessAlive(owner)) return true;
+      const r = await engine.store.read(id).catch(() => undefined);
+      if (!r || !ACTIVE.has(r.state.status)) return false;
+      return isProcessAlive(r.state.conmonPid) || isProcessAlive(r.state.pid);
+    };
+    // The full cleanup reads every record, the CNI cache and iptables; skip it when everything
+    // the network side holds belongs to a live container (the common case at open).
+    const ids = new Set([
+      ...(await readdir(join(state, 'containers')).catch(() => [] as string[]))
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => f.slice(0, -5)),
+      ...(await readdir(join(this.settings.runRoot, 'netns')).catch(() => [] as string[])),
+    ]);
+    const cached = await readdir(join(state, 'results')).catch(() => [] as string[]);
+    let stale = cached.some((f) => ![...ids].some((id) => f.includes(id)));
+    for (const id of ids) if (!stale && !(await isAlive(id))) stale = true;
+    if (stale) await this.manager().cleanupStale({ isAlive });
   }
 
   private containerDir(r: ContainerRecord): string {
