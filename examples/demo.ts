@@ -28,11 +28,24 @@ const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
 const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
 const section = (title: string) => console.log(`\n== ${title}`);
 
+// Ctrl-C aborts the step in progress; the finally blocks then remove what was made. A terminal
+// sends SIGINT to the whole process group (tsx and this process): later signals are ignored so
+// that the clean-up can finish.
+const interrupt = new AbortController();
+const signal = interrupt.signal;
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.on(sig, () => {
+    if (signal.aborted) return;
+    console.log(`\n${sig}: stopping and cleaning up`);
+    interrupt.abort(new Error(`interrupted by ${sig}`));
+  });
+
 async function buildImage(layout: string): Promise<BuiltImage> {
   section('1. image: busybox built offline into an OCI layout (test rig builder)');
   const built = await buildBusyboxImage({
     dir: layout,
     tag: 'latest',
+    signal,
     layers: [
       { kind: 'busybox' },
       { kind: 'files', files: [{ path: 'www/index.html', content: 'hello from a libpod-ts container\n' }] },
@@ -71,30 +84,33 @@ async function pullImage(lp: Libpod, built: BuiltImage): Promise<void> {
     else if (e.type === 'copy-done') console.log(`  copy done: manifest ${e.manifestDigest}`);
   };
   const t0 = performance.now();
-  const img = await lp.images.pull(`oci:${built.dir}:latest`, { name: IMAGE, onProgress });
+  const img = await lp.images.pull(`oci:${built.dir}:latest`, { name: IMAGE, onProgress, signal });
   console.log(
     `stored image ${short(img.id)} names ${img.names.join(', ')} in ${(performance.now() - t0).toFixed(0)} ms`,
   );
 }
 
-/** Prints container events as they arrive until `signal` aborts. */
-async function printEvents(lp: Libpod, signal: AbortSignal): Promise<void> {
+/** Prints container events as they arrive until `until` aborts. */
+async function printEvents(lp: Libpod, until: AbortSignal): Promise<void> {
   try {
-    for await (const ev of lp.events.subscribe({ label: ['demo=libpod-ts'] }, signal))
+    for await (const ev of lp.events.subscribe({ label: ['demo=libpod-ts'] }, until))
       console.log(`  [event] ${ev.time} ${ev.action} ${ev.name}`);
   } catch (err) {
-    if (!signal.aborted) console.log(`  [event] subscription ended: ${(err as Error).message}`);
+    if (!until.aborted) console.log(`  [event] subscription ended: ${(err as Error).message}`);
   }
 }
 
 async function runContainers(lp: Libpod): Promise<void> {
   section('3a. containers.run (rm): exit code and output');
-  const hello = await lp.containers.run({
-    image: IMAGE,
-    command: ['sh', '-c', 'echo "$GREETING from $(hostname), $(uname -s)"; echo "a warning" >&2; exit 3'],
-    labels: { demo: 'libpod-ts' },
-    rm: true,
-  });
+  const hello = await lp.containers.run(
+    {
+      image: IMAGE,
+      command: ['sh', '-c', 'echo "$GREETING from $(hostname), $(uname -s)"; echo "a warning" >&2; exit 3'],
+      labels: { demo: 'libpod-ts' },
+      rm: true,
+    },
+    { signal },
+  );
   console.log(`run: exit ${hello.exitCode}`);
   console.log(`run: stdout ${JSON.stringify(hello.stdout)}`);
   console.log(`run: stderr ${JSON.stringify(hello.stderr)}`);
@@ -106,7 +122,7 @@ async function runContainers(lp: Libpod): Promise<void> {
     labels: { demo: 'libpod-ts' },
     command: ['sh', '-c', 'trap "echo bye; exit 0" TERM; while true; do echo tick; sleep 0.2; done'],
   });
-  await lp.containers.start(id);
+  await lp.containers.start(id, { signal });
   const ex = await lp.containers.exec(id, { command: ['ps', '-o', 'pid,args'] });
   console.log(`exec ps in ${name}: exit ${ex.exitCode}\n${ex.stdout.trimEnd()}`);
   const ins = await lp.containers.inspect(name);
@@ -114,6 +130,7 @@ async function runContainers(lp: Libpod): Promise<void> {
     `inspect: ${ins.Name} Status ${ins.State.Status} Pid ${ins.State.Pid} runtime ${ins.OCIRuntime}`,
   );
   await new Promise((r) => setTimeout(r, 500));
+  signal.throwIfAborted();
   await lp.containers.stop(id, { timeout: 5 });
   const lines: string[] = [];
   for await (const l of lp.containers.logs(id, { tail: 3 })) lines.push(`${l.stream}: ${l.line}`);
@@ -151,7 +168,7 @@ async function serveHttp(lp: Libpod): Promise<void> {
       ports: [{ containerPort: 8080, hostPort, hostIp: '127.0.0.1' }],
       command: ['httpd', '-f', '-p', '8080', '-h', '/www'],
     }));
-    await lp.containers.start(id);
+    await lp.containers.start(id, { signal });
     const ip = await lp.containers.exec(id, {
       command: ['sh', '-c', 'ip -4 addr show eth0 | grep -o "inet [0-9.]*"'],
     });
@@ -162,9 +179,10 @@ async function serveHttp(lp: Libpod): Promise<void> {
     // httpd needs a moment to bind after start.
     for (let i = 0; i < 20 && body === undefined; i++) {
       try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+        const res = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(2000)]) });
         body = `${res.status} ${JSON.stringify(await res.text())}`;
       } catch (err) {
+        signal.throwIfAborted();
         lastErr = err;
         await new Promise((r) => setTimeout(r, 150));
       }
@@ -175,6 +193,7 @@ async function serveHttp(lp: Libpod): Promise<void> {
       console.log(`httpd: GET ${url} failed: ${e.message}${e.cause ? ` (${e.cause.message})` : ''}`);
     }
   } catch (err) {
+    if (signal.aborted) throw err;
     console.log(`httpd: skipped (${(err as Error).message})`);
   } finally {
     if (id) {
@@ -245,9 +264,12 @@ async function main(): Promise<void> {
     let eventsDone: Promise<void> = Promise.resolve();
     try {
       await pullImage(lp, built);
+      signal.throwIfAborted();
       eventsDone = printEvents(lp, events.signal);
       await runContainers(lp);
+      signal.throwIfAborted();
       await serveHttp(lp);
+      signal.throwIfAborted();
       // let the last events (remove) arrive before the subscription ends
       await new Promise((r) => setTimeout(r, 300));
     } finally {
@@ -272,4 +294,9 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+try {
+  await main();
+} catch (err) {
+  if (!signal.aborted) throw err;
+  process.exitCode = 130;
+}

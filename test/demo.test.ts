@@ -18,7 +18,7 @@ function runDemo(): Promise<{ code: number; stdout: string; stderr: string }> {
     execFile(
       'npx',
       ['tsx', 'examples/demo.ts'],
-      { cwd: repo, timeout: 55_000, maxBuffer: 16 << 20 },
+      { cwd: repo, timeout: 85_000, maxBuffer: 16 << 20 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         resolve({ code, stdout, stderr });
@@ -33,7 +33,7 @@ const noCni = existsSync('/usr/lib/cni/bridge') ? undefined : 'CNI plugins are n
 if (!noContainers && noCni) console.warn(`demo test: not checking the httpd part (${noCni})`);
 
 describe('examples/demo.ts', () => {
-  it('exits 0, prints what each step did and leaves no temp dir', { timeout: 60_000 }, async () => {
+  it('exits 0, prints what each step did and leaves no temp dir', { timeout: 90_000 }, async () => {
     const before = new Set(demoDirs());
     const r = await runDemo();
     if (r.code !== 0) console.error(`demo stdout:\n${r.stdout}\ndemo stderr:\n${r.stderr}`);
