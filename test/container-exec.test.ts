@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type PassThrough, Readable } from 'node:stream';
@@ -113,6 +114,23 @@ describe.skipIf(skip !== undefined)('interactive exec and a closed Libpod', () =
     await expect(
       lp.containers.exec(id, { command: ['/no/such/thing'], stdin: Readable.from(['x']) }),
     ).rejects.toMatchObject({ exitCode: 127 });
+  });
+
+  it('an exited container leaves no runtime state and no cgroup (state removed in-process)', async () => {
+    const r = await lp.containers.run({ rootfs: env.rootfs, command: ['true'], rm: true });
+    expect(r.exitCode).toBe(0);
+    expect(existsSync(join(env.runRoot, 'runtime', r.id))).toBe(false);
+    for (const ctl of ['memory', 'pids', 'cpu', 'unified', 'systemd']) {
+      expect(existsSync(`/sys/fs/cgroup/${ctl}/libpod_parent/libpod-${r.id}`)).toBe(false);
+    }
+    // Not rm: the record stays exited and can start again (the runtime state is created anew).
+    const { id: again } = await lp.containers.create({ rootfs: env.rootfs, command: ['true'] });
+    await lp.containers.start(again);
+    expect(await lp.containers.wait(again)).toBe(0);
+    await lp.containers.start(again);
+    expect(await lp.containers.wait(again)).toBe(0);
+    expect(existsSync(join(env.runRoot, 'runtime', again))).toBe(false);
+    await lp.containers.remove(again);
   });
 
   it('after close(): typed errors on every facade, pending waits reject, follows end; idempotent', async () => {

@@ -236,17 +236,20 @@ export async function handleExit(
       ) {
         return undefined;
       }
-      const oom = await stat(`${engine.layout.persistDir(id)}/oom`).then(
-        () => true,
-        () => false,
-      );
-      const finishedAt = await stat(engine.layout.exitFile(id)).then(
-        (s) => s.mtime.toISOString(),
-        () => new Date().toISOString(),
-      );
-      // The process is gone (conmon wrote the exit file): a plain delete, force only if refused.
-      await engine.runtime.delete(id, false).catch(() => engine.runtime.delete(id, true).catch(() => {}));
-      await releaseResources(engine, r);
+      // Independent steps, in parallel (this is on the hot path of `run`). The process is gone
+      // (conmon wrote the exit file): the runtime state goes without a kill.
+      const [oom, finishedAt] = await Promise.all([
+        stat(`${engine.layout.persistDir(id)}/oom`).then(
+          () => true,
+          () => false,
+        ),
+        stat(engine.layout.exitFile(id)).then(
+          (s) => s.mtime.toISOString(),
+          () => new Date().toISOString(),
+        ),
+        engine.runtime.deleteStopped(id).catch(() => {}),
+        releaseResources(engine, r),
+      ]);
       await rm(engine.layout.bundle(id), { recursive: true, force: true });
       transitioned = {
         ...r,
@@ -340,9 +343,11 @@ export async function removeContainer(
   if (removed.rootfsSource === 'storage' && engine.integrations.removeRootfs) {
     await engine.integrations.removeRootfs(removed).catch(() => {});
   }
-  await rm(engine.layout.bundle(id), { recursive: true, force: true });
-  if (!opts.keepExitFile) await unlink(engine.layout.exitFile(id)).catch(() => {});
-  await rm(`${engine.layout.socketDir}/${uuidFor(id)}`, { force: true }).catch(() => {});
+  await Promise.all([
+    rm(engine.layout.bundle(id), { recursive: true, force: true }),
+    opts.keepExitFile ? undefined : unlink(engine.layout.exitFile(id)).catch(() => {}),
+    rm(`${engine.layout.socketDir}/${uuidFor(id)}`, { force: true }).catch(() => {}),
+  ]);
   await engine.store.delete(id);
   await emit(engine, removed, 'remove');
   return removed;

@@ -1,4 +1,5 @@
-import { basename } from 'node:path';
+import { readFile, rm, rmdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { CommandNotExecutableError, CommandNotFoundError, OciRuntimeError } from '../errors.js';
 import { execFile } from '../util/exec.js';
 import { findBinary } from './binaries.js';
@@ -103,9 +104,65 @@ export class OciRuntime {
     }
   }
 
+  /**
+   * Deletes the state of a container whose init process has exited, without a runtime process
+   * when the layout is runc's: its `state.json` names the cgroup directories, which are removed,
+   * then the state directory. Saves a runtime start (~10 ms) on every exit. Anything unexpected
+   * (another runtime, a live init, poststop hooks to run, a cgroup still busy) falls back to
+   * `delete`, which does the same plus what we skip.
+   */
+  async deleteStopped(id: string): Promise<void> {
+    if (this.name === 'runc' && /^[0-9A-Za-z][0-9A-Za-z_.-]*$/.test(id)) {
+      const dir = join(this.stateRoot, id);
+      const done = await deleteRuncStateInProcess(dir).catch(() => false);
+      if (done) return;
+    }
+    await this.delete(id, false).catch(() => this.delete(id, true));
+  }
+
   /** Host pids of every process in the container (`runc ps --format json`). */
   async pids(id: string): Promise<number[]> {
     const out = await this.run(['ps', '--format', 'json', id], id);
     return (JSON.parse(out || '[]') as number[] | null) ?? [];
   }
+}
+
+interface RuncState {
+  init_process_pid?: number;
+  init_process_start?: number;
+  cgroup_paths?: Record<string, string>;
+  config?: { Hooks?: Record<string, unknown[] | null>; hooks?: Record<string, unknown[] | null> };
+}
+
+/** Field 22 of /proc/<pid>/stat: the start time, which tells a reused pid from the original. */
+async function processStartTime(pid: number): Promise<number | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (!stat) return undefined;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[19]);
+}
+
+/** true when runc's state for a stopped container was removed; false: let runc do it. */
+async function deleteRuncStateInProcess(dir: string): Promise<boolean> {
+  const text = await readFile(join(dir, 'state.json'), 'utf8').catch(() => undefined);
+  if (text === undefined) return false;
+  const st = JSON.parse(text) as RuncState;
+  const hooks = st.config?.Hooks ?? st.config?.hooks ?? {};
+  if (Object.values(hooks).some((h) => Array.isArray(h) && h.length > 0)) return false;
+  if (!st.init_process_pid) return false;
+  const start = await processStartTime(st.init_process_pid);
+  if (start !== undefined && start === st.init_process_start) return false;
+  const paths = [...new Set(Object.values(st.cgroup_paths ?? {}))];
+  if (paths.some((p) => !p.startsWith('/sys/fs/cgroup/') || p.includes('/../'))) return false;
+  const results = await Promise.all(
+    paths.map((p) =>
+      rmdir(p).then(
+        () => true,
+        (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
+      ),
+    ),
+  );
+  if (results.includes(false)) return false;
+  await rm(dir, { recursive: true, force: true });
+  return true;
 }
