@@ -41,28 +41,35 @@ export class NetworkIntegration {
   }
 
   readonly integrations: Integrations = {
-    setupNetwork: async (r: ContainerRecord): Promise<NetworkSetup> => {
+    setupNetwork: async (
+      r: ContainerRecord,
+      hooks?: { onNetnsReady?: (path: string) => void },
+    ): Promise<NetworkSetup> => {
       const userdata = join(this.containerDir(r), 'userdata');
-      const res = await this.manager().setup({
-        containerId: r.id,
-        name: r.name,
-        netns: { mode: 'bridge' },
-        ...(r.network?.networks.length
-          ? {
-              networks: r.network.networks.map((n) =>
-                typeof n === 'string' ? { name: n } : (n as NetworkRequest),
-              ),
-            }
-          : {}),
-        portMappings: (r.network?.ports ?? []) as PortMapping[],
-        hosts: {
-          path: join(userdata, 'hosts'),
-          ...(r.hostname ? { hostname: r.hostname } : {}),
-          extraHosts: r.network?.addHosts ?? [],
+      const res = await this.manager().setup(
+        {
+          containerId: r.id,
+          name: r.name,
+          netns: { mode: 'bridge' },
+          ...(r.network?.networks.length
+            ? {
+                networks: r.network.networks.map((n) =>
+                  typeof n === 'string' ? { name: n } : (n as NetworkRequest),
+                ),
+              }
+            : {}),
+          portMappings: (r.network?.ports ?? []) as PortMapping[],
+          hosts: {
+            path: join(userdata, 'hosts'),
+            ...(r.hostname ? { hostname: r.hostname } : {}),
+            extraHosts: r.network?.addHosts ?? [],
+          },
+          resolvConfPath: join(userdata, 'resolv.conf'),
+          ...(r.network?.dns ? { dns: r.network.dns } : {}),
         },
-        resolvConfPath: join(userdata, 'resolv.conf'),
-        ...(r.network?.dns ? { dns: r.network.dns } : {}),
-      });
+        undefined,
+        hooks,
+      );
       const att = await this.manager().inspectAttachment(r.id);
       return {
         netnsPath: res.netnsPath,

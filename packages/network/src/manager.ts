@@ -585,7 +585,17 @@ export class NetworkManager {
    * Everything a container needs before the runtime starts: the netns per mode, CNI attachments
    * (bridge mode), port mappings, hosts and resolv.conf files. On failure nothing is left.
    */
-  async setup(input: SetupRequest, signal?: AbortSignal): Promise<SetupResult> {
+  async setup(
+    input: SetupRequest,
+    signal?: AbortSignal,
+    hooks: {
+      /**
+       * Called once the netns exists (before the CNI ADDs), so a runtime may create the
+       * container in it meanwhile; the hosts and resolv.conf files are written in place later.
+       */
+      onNetnsReady?: (path: string) => void;
+    } = {},
+  ): Promise<SetupResult> {
     const p = SetupRequestSchema.safeParse(input);
     if (!p.success) throw inputError(p.error);
     const req = p.data;
@@ -618,6 +628,7 @@ export class NetworkManager {
     let result: AttachResult = { interfaces: [], ips: [], ports: [] };
     try {
       if (owns) await this.#netns.create(req.containerId, signal);
+      if (netnsPath) hooks.onNetnsReady?.(netnsPath);
       if (mode.mode === 'bridge') {
         const networks = req.networks?.length ? req.networks : [{ name: this.options.defaultNetwork.name }];
         const attachReq = AttachRequestSchema.parse({

@@ -23,7 +23,10 @@ export interface Integrations {
    * Creates the network namespace, attaches networks and writes the container's hosts and
    * resolv.conf (in place: they are bind-mounted); returns the netns path and what was attached.
    */
-  setupNetwork?(record: ContainerRecord): Promise<NetworkSetup>;
+  setupNetwork?(
+    record: ContainerRecord,
+    hooks?: { onNetnsReady?: (path: string) => void },
+  ): Promise<NetworkSetup>;
   teardownNetwork?(record: ContainerRecord): Promise<void>;
 }
 
@@ -102,6 +105,7 @@ export async function initContainer(
   let rootfs = record.rootfs;
   let netnsPath = record.network?.netnsPath;
   let netStatus: NetworkSetup['status'];
+  let networkSetup: Promise<NetworkSetup> | undefined;
   const spec = (await engine.store.readSpec(record.id)) as {
     root?: { path: string };
     linux?: { namespaces?: { type: string; path?: string }[] };
@@ -111,15 +115,25 @@ export async function initContainer(
       rootfs = await engine.integrations.mountRootfs(record);
     }
     if (record.network && record.network.mode === 'bridge' && engine.integrations.setupNetwork) {
-      const net = await engine.integrations.setupNetwork(record);
-      netnsPath = net.netnsPath;
-      netStatus = net.status;
+      // The runtime creates the container in the netns while the CNI plugins attach it (the
+      // process runs nothing of the user's before start, which waits for both): saves the
+      // conmon + runtime create time from the critical path.
+      let ready: (path: string | undefined) => void = () => {};
+      const netnsReady = new Promise<string | undefined>((r) => {
+        ready = r;
+      });
+      networkSetup = engine.integrations.setupNetwork(record, { onNetnsReady: (p) => ready(p) });
+      networkSetup.then(
+        (n) => ready(n.netnsPath),
+        () => ready(undefined),
+      );
+      netnsPath = (await netnsReady) ?? (await networkSetup).netnsPath;
       const ns = spec.linux?.namespaces?.find((n) => n.type === 'network');
       if (ns && netnsPath) ns.path = netnsPath;
     }
     spec.root = { ...(spec.root ?? {}), path: rootfs };
     await writeFile(`${bundle}/config.json`, JSON.stringify(spec), { mode: 0o600 });
-    const started = await conmonCreate({
+    const creating = conmonCreate({
       conmonPath: engine.conmonPath,
       runtime: engine.runtime,
       containerId: record.id,
@@ -137,6 +151,11 @@ export async function initContainer(
       exitCommand: exitCommandFor(engine, record),
       signal,
     });
+    const [created, attached] = await Promise.allSettled([creating, networkSetup]);
+    if (attached.status === 'rejected') throw attached.reason;
+    if (created.status === 'rejected') throw created.reason;
+    const started = created.value;
+    netStatus = attached.value?.status;
     const conmonPid =
       Number.parseInt((await readFileIfExists(`${bundle}/conmon.pid`))?.trim() ?? '0', 10) || 0;
     return {
@@ -157,6 +176,8 @@ export async function initContainer(
       },
     };
   } catch (err) {
+    // A setup still running must finish before its teardown (it would recreate what we remove).
+    await networkSetup?.catch(() => {});
     await engine.runtime.delete(record.id, true).catch(() => {});
     await rm(bundle, { recursive: true, force: true });
     await unlink(layout.exitFile(record.id)).catch(() => {});
