@@ -1,4 +1,5 @@
-import { readFile, rm, rmdir } from 'node:fs/promises';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { readFile, rm, rmdir, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { CommandNotExecutableError, CommandNotFoundError, OciRuntimeError } from '../errors.js';
 import { execFile } from '../util/exec.js';
@@ -79,7 +80,18 @@ export class OciRuntime {
     return { id: s.id, status: s.status, pid: s.pid, bundle: s.bundle };
   }
 
+  /**
+   * Starts a created container. For runc this is done in-process the way `runc start` does it:
+   * runc's init waits to open `<state>/exec.fifo` for writing; a reader lets it write one byte and
+   * exec the user process, and the fifo is removed (its absence is what makes the state
+   * "running"). Saves a runtime process (~10 ms) on the `run` hot path; any deviation (no fifo,
+   * init gone, no byte in time) falls back to `<runtime> start`, which reports the error.
+   */
   async start(id: string): Promise<void> {
+    if (this.name === 'runc' && SAFE_ID.test(id)) {
+      const done = await startRuncInProcess(join(this.stateRoot, id)).catch(() => false);
+      if (done) return;
+    }
     await this.run(['start', id], id);
   }
 
@@ -112,7 +124,7 @@ export class OciRuntime {
    * `delete`, which does the same plus what we skip.
    */
   async deleteStopped(id: string): Promise<void> {
-    if (this.name === 'runc' && /^[0-9A-Za-z][0-9A-Za-z_.-]*$/.test(id)) {
+    if (this.name === 'runc' && SAFE_ID.test(id)) {
       const dir = join(this.stateRoot, id);
       const done = await deleteRuncStateInProcess(dir).catch(() => false);
       if (done) return;
@@ -126,6 +138,8 @@ export class OciRuntime {
     return (JSON.parse(out || '[]') as number[] | null) ?? [];
   }
 }
+
+const SAFE_ID = /^[0-9A-Za-z][0-9A-Za-z_.-]*$/;
 
 interface RuncState {
   init_process_pid?: number;
@@ -164,5 +178,48 @@ async function deleteRuncStateInProcess(dir: string): Promise<boolean> {
   );
   if (results.includes(false)) return false;
   await rm(dir, { recursive: true, force: true });
+  return true;
+}
+
+async function initAlive(st: RuncState): Promise<boolean> {
+  if (!st.init_process_pid) return false;
+  const start = await processStartTime(st.init_process_pid);
+  return start !== undefined && start === st.init_process_start;
+}
+
+/** true when runc's init was released through its exec fifo; false: let `runc start` do it. */
+async function startRuncInProcess(dir: string): Promise<boolean> {
+  const text = await readFile(join(dir, 'state.json'), 'utf8').catch(() => undefined);
+  if (text === undefined) return false;
+  const st = JSON.parse(text) as RuncState;
+  if (!(await initAlive(st))) return false;
+  const fifo = join(dir, 'exec.fifo');
+  let fd: number;
+  try {
+    // O_RDWR never blocks on a fifo (we are a reader at once); O_NONBLOCK keeps reads off the
+    // thread pool: we poll for init's byte instead of parking a libuv thread on it.
+    fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  try {
+    const buf = Buffer.alloc(16);
+    const deadline = Date.now() + 5000;
+    let delay = 0;
+    for (let n = 0; ; n++) {
+      try {
+        if (readSync(fd, buf, 0, buf.length, null) > 0) break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return false;
+      }
+      if (Date.now() > deadline) return false;
+      if (n % 20 === 19 && !(await initAlive(st))) return false;
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay + 1, 5);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  await unlink(fifo).catch(() => {});
   return true;
 }
