@@ -1,3 +1,7 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   BinaryNotFoundError,
@@ -7,7 +11,7 @@ import {
 } from '../errors.js';
 import { findBinary } from './binaries.js';
 import { conmonCreateArgs } from './conmon.js';
-import { classifyRuntimeError } from './oci-runtime.js';
+import { classifyRuntimeError, OciRuntime } from './oci-runtime.js';
 
 describe('runtime layer', () => {
   it('names the missing binary and its Debian package', () => {
@@ -72,4 +76,31 @@ describe('runtime layer', () => {
     expect(s).toContain('--exit-command /usr/bin/node --exit-command-arg /hook.js --exit-command-arg --root');
     expect(args.at(-1)).toBe('id');
   });
+
+  it.skipIf(!existsSync('/usr/sbin/runc') && !existsSync('/usr/bin/runc'))(
+    'in-process start/delete fall back to runc, which reports a container it does not know',
+    async () => {
+      const root = await mkdtemp(join(tmpdir(), 'libpod-ts-runtime-'));
+      try {
+        const rt = new OciRuntime('runc', root);
+        await expect(rt.start('missing')).rejects.toBeInstanceOf(OciRuntimeError);
+        // A state dir that is not runc's layout (no live init, no fifo): runc start decides.
+        await mkdir(join(root, 'odd'));
+        await writeFile(join(root, 'odd', 'state.json'), '{"init_process_pid": 999999999}');
+        await expect(rt.start('odd')).rejects.toBeInstanceOf(OciRuntimeError);
+        // Hostile ids never reach the path join.
+        await expect(rt.start('../etc')).rejects.toBeInstanceOf(OciRuntimeError);
+        await rt.deleteStopped('missing');
+        // Cgroup paths outside /sys/fs/cgroup are refused: runc delete handles (and rejects) it.
+        await writeFile(
+          join(root, 'odd', 'state.json'),
+          '{"init_process_pid": 999999999, "cgroup_paths": {"x": "/tmp/../etc"}}',
+        );
+        await rt.deleteStopped('odd').catch(() => {});
+        expect(existsSync('/etc')).toBe(true);
+      } finally {
+        await rm(root, { recursive: true, force: true });
+      }
+    },
+  );
 });
