@@ -24,7 +24,16 @@ export {
   OPAQUE_MARKER,
   WHITEOUT_PREFIX,
 } from './archive/apply.js';
-export { type Compression, type DecompressOptions, decompress, detectCompression } from './archive/decompress.js';
+export {
+  type Compression,
+  createLayerGunzip,
+  type DecompressOptions,
+  decompress,
+  detectCompression,
+  INFLATE_CHUNK_SIZE,
+  INFLATE_INPUT_BATCH,
+  InflateInputBatcher,
+} from './archive/decompress.js';
 export type {
   ApplyDiffOptions,
   ApplyDiffProgress,

@@ -5,7 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import { Duplex, PassThrough } from 'node:stream';
-import { constants, createGunzip, createGzip } from 'node:zlib';
+import { constants, createGzip } from 'node:zlib';
+import { createLayerGunzip, InflateInputBatcher } from '@libpod-ts/storage';
 import { CompressionError } from '../errors.js';
 import type { LayerCompression } from '../manifest/media-types.js';
 
@@ -60,9 +61,18 @@ function zstdProcess(args: string[], object: string): Duplex {
 
 /** A stream that decompresses `compression` (identity for 'none'). */
 export function decompressor(compression: LayerCompression, object: string): Duplex {
-  if (compression === 'gzip') return createGunzip({ chunkSize: 1 << 16 });
+  // storage's layer inflate path (1 MiB output chunks: 16-64 KiB chunks cost a thread-pool trip each)
+  if (compression === 'gzip') return createLayerGunzip();
   if (compression === 'zstd') return zstdProcess(['-d', '-c', '-q'], object);
   return new PassThrough({ highWaterMark: 1 << 16 });
+}
+
+/**
+ * What goes in front of `decompressor(compression)`: gzip gets its input in >= 1 MiB writes
+ * (storage's InflateInputBatcher: one zlib thread-pool round trip per write), others nothing.
+ */
+export function decompressorInputStages(compression: LayerCompression): Duplex[] {
+  return compression === 'gzip' ? [new InflateInputBatcher()] : [];
 }
 
 /** A stream that compresses to `compression` (identity for 'none'). `level` as in the tools. */

@@ -36,7 +36,7 @@ import type {
   ImageSource,
   SystemContext,
 } from '../types.js';
-import { compressor, decompressor } from './compression.js';
+import { compressor, decompressor, decompressorInputStages } from './compression.js';
 
 export interface CopyOptions {
   /** Context for opening the source (auth, TLS, registries.conf). Defaults to `ctx`. */
@@ -465,7 +465,8 @@ async function copyLayer(
       const diff = new VerifyingStream({ digest: diffID, object: `uncompressed ${object} (diffID)` });
       const comp = compressor(target, object, c.opts.compressionLevel);
       const out = new PassThrough({ highWaterMark: 1 << 16 });
-      const piping = pipeline(stream, v, dec, diff, comp, out, { signal: c.signal });
+      const stages: NodeJS.ReadWriteStream[] = [v, ...decompressorInputStages(srcComp!), dec, diff, comp];
+      const piping = pipeline([stream, ...stages, out], { signal: c.signal });
       piping.catch(() => {});
       let stored: Descriptor;
       try {

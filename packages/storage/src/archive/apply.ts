@@ -385,12 +385,20 @@ class Applier {
       fd = fs.openSync(host, O_NEW_FILE, createMode);
     }
     try {
-      const signal = this.signal;
-      await reader.readBody((chunk) => {
-        signal?.throwIfAborted(); // a multi-GB file must not delay an abort
+      // Small files (most of a many-files layer) are usually whole in the current input chunk:
+      // one write, no callback or await per file.
+      const body = reader.takeBufferedBody();
+      if (body !== undefined) {
         let off = 0;
-        while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
-      });
+        while (off < body.length) off += fs.writeSync(fd, body, off, body.length - off);
+      } else {
+        const signal = this.signal;
+        await reader.readBody((chunk) => {
+          signal?.throwIfAborted(); // a multi-GB file must not delay an abort
+          let off = 0;
+          while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
+        });
+      }
       // A new file is already ours (euid, and egid unless the dir is setgid): skip the chown.
       if (!(parentPlain && e.uid === this.euid && e.gid === this.egid)) fs.fchownSync(fd, e.uid, e.gid);
       // after chown: chown clears setuid/setgid

@@ -4,12 +4,69 @@
  * or plain tar. The output is the uncompressed tar stream the store hashes for the diffID.
  */
 import { spawn } from 'node:child_process';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { MalformedArchiveError } from '../errors.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
+
+/**
+ * Output chunk size for inflating layers. Node's default (16 KiB) costs one thread-pool round trip
+ * per 16 KiB of output, which made a 32 MiB layer take 140-230 ms instead of ~20 ms here; 1 MiB
+ * chunks are the fast path every layer inflate in this project goes through.
+ */
+export const INFLATE_CHUNK_SIZE = 1 << 20;
+
+/**
+ * A gzip decoder for layer data (every member of a multi-member stream is decoded), with large
+ * output chunks. Errors are zlib's (`code` `Z_*`); callers map them to their own error type.
+ */
+export function createLayerGunzip(): zlib.Gunzip {
+  return zlib.createGunzip({ chunkSize: INFLATE_CHUNK_SIZE });
+}
+
+/** Input batch size for inflating: see InflateInputBatcher. */
+export const INFLATE_INPUT_BATCH = 1 << 20;
+
+/**
+ * Joins small input chunks (network reads are 16-64 KiB) into writes of at least `min` bytes
+ * before a zlib stream: every zlib write is one thread-pool round trip, and on a busy 2-core host
+ * those cost ~0.6 s of main-thread CPU per 260 MB of gzip input. Order and bytes are unchanged;
+ * chunks already large enough pass through without a copy.
+ */
+export class InflateInputBatcher extends Transform {
+  private parts: Buffer[] = [];
+  private len = 0;
+
+  constructor(private readonly min = INFLATE_INPUT_BATCH) {
+    super({ highWaterMark: min });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.len === 0 && chunk.length >= this.min) {
+      cb(null, chunk);
+      return;
+    }
+    this.parts.push(chunk);
+    this.len += chunk.length;
+    if (this.len >= this.min) {
+      const joined = Buffer.concat(this.parts, this.len);
+      this.parts = [];
+      this.len = 0;
+      cb(null, joined);
+      return;
+    }
+    cb();
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.len > 0) this.push(Buffer.concat(this.parts, this.len));
+    this.parts = [];
+    this.len = 0;
+    cb();
+  }
+}
 
 export function detectCompression(head: Uint8Array): Compression {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
@@ -73,9 +130,12 @@ async function run(input: Readable, out: PassThrough, opts: DecompressOptions): 
     return;
   }
   if (kind === 'gzip') {
-    const gunzip = zlib.createGunzip();
+    const gunzip = createLayerGunzip();
     try {
-      await Promise.all([pipeline(rest(), gunzip, { signal }), copy(gunzip, out, signal)]);
+      await Promise.all([
+        pipeline(rest(), new InflateInputBatcher(), gunzip, { signal }),
+        copy(gunzip, out, signal),
+      ]);
     } catch (err) {
       gunzip.destroy();
       throw wrap(err, 'gzip');

@@ -44,6 +44,7 @@ export interface TarReaderLimits {
 }
 
 const BLOCK = 512;
+const EMPTY = Buffer.alloc(0);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export class TarReader {
@@ -137,6 +138,22 @@ export class TarReader {
       const r = onChunk(slice);
       if (r) await r;
     }
+  }
+
+  /**
+   * The current entry's whole body when it is already buffered in one chunk (a view, valid until
+   * the next call into the reader), consuming it; otherwise undefined and nothing is consumed.
+   * Lets small files be written with one write and no await.
+   */
+  takeBufferedBody(): Buffer | undefined {
+    const n = this.pendingBody;
+    if (n === 0) return EMPTY;
+    const c = this.chunks[0];
+    if (c === undefined || c.length - this.head < n) return undefined;
+    const body = c.subarray(this.head, this.head + n);
+    this.advance(n);
+    this.pendingBody = 0;
+    return body;
   }
 
   /** The next entry, or null at end-of-archive (the remaining input is then drained unparsed). */
