@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { findExitHook, Libpod } from '@libpod-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -223,6 +224,36 @@ setInterval(() => {}, 1000);
     } finally {
       await lp2.close();
     }
+  });
+
+  it('a failed init leaves nothing: runtime create failing during the ADDs, an ADD failing after create', async () => {
+    const missing = lp.containers.run({
+      rootfs: env.rootfs,
+      network: 'bridge',
+      command: ['/no/such/program'],
+      rm: true,
+    });
+    await expect(missing).rejects.toMatchObject({ exitCode: 127 });
+    // A host socket holds the port: the portmap side refuses while runc create has already run.
+    const srv = createServer();
+    await new Promise<void>((r) => srv.listen(0, '0.0.0.0', () => r()));
+    const port = (srv.address() as { port: number }).port;
+    try {
+      const held = lp.containers.run({
+        rootfs: env.rootfs,
+        network: 'bridge',
+        ports: [{ containerPort: 80, hostPort: port }],
+        command: ['true'],
+        rm: true,
+      });
+      await expect(held).rejects.toMatchObject({ code: 'ERR_NETWORK_PORT_IN_USE' });
+    } finally {
+      await new Promise((r) => srv.close(r));
+    }
+    expect(await lp.containers.list({ all: true })).toEqual([]);
+    expect(readdirSync(join(env.runRoot, 'netns'))).toEqual([]);
+    expect(readdirSync(join(env.runRoot, 'runtime'))).toEqual([]);
+    expect(bridgePorts('lpts-cn120')).toEqual([]);
   });
 
   it('cleanup at open leaves running containers alone', async () => {
