@@ -109,7 +109,13 @@ function networkSettings(r: ContainerRecord): ContainerInspect['NetworkSettings'
     ? st.interfaces.map((i) => i.network)
     : (r.network?.networks ?? []).map((n) => (typeof n === 'string' ? n : n.name));
   const networks = Object.fromEntries(
-    names.map((n) => [n, endpoint(n, st?.interfaces.find((i) => i.network === n))]),
+    names.map((n) => [
+      n,
+      endpoint(
+        n,
+        st?.interfaces.find((i) => i.network === n),
+      ),
+    ]),
   );
   const { NetworkID: _id, Aliases: _a, ...first } = endpoint('', st?.interfaces[0]);
   const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};

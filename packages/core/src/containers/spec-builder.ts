@@ -87,5 +87,9 @@ async function resolvConf(o: ParsedCreateOptions): Promise<string> {
     );
   }
   const host = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
-  return renderResolvConf(parseResolvConf(host), { ownNetns: o.network !== 'host', ipv6: false, ...parsed.data });
+  return renderResolvConf(parseResolvConf(host), {
+    ownNetns: o.network !== 'host',
+    ipv6: false,
+    ...parsed.data,
+  });
 }
