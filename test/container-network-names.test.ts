@@ -215,6 +215,10 @@ describe.skipIf(skip !== undefined)('containers on networks: names, ports, modes
     expect(ins.NetworkSettings.Ports['8080/tcp']?.[0]?.HostIp).toBe('127.0.0.1');
     expect(auto).toBeGreaterThan(0);
     expect(auto).not.toBe(fixed);
+    expect(ins.HostConfig.PortBindings).toEqual({
+      '80/tcp': [{ HostIp: '', HostPort: String(fixed) }],
+      '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }],
+    });
     expect(await eventually(() => httpGet(fixed))).toEqual({ status: 200, body: 'hello from httpd\n' });
     expect(await eventually(() => httpGet(auto))).toEqual({ status: 200, body: 'hello from httpd\n' });
     await lp.containers.remove(c.id, { force: true });

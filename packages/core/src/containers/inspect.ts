@@ -223,7 +223,28 @@ export async function inspectRecord(r: ContainerRecord, engine: Engine): Promise
       AutoRemove: r.autoRemove,
       ReadonlyRootfs: r.readonlyRootfs,
       CgroupParent: cgroupsPath.slice(0, cgroupsPath.lastIndexOf('/')) || '/',
+      PortBindings: portBindings(r),
     },
     NetworkSettings: networkSettings(r),
   };
+}
+
+/** HostConfig.PortBindings as requested (podman: HostPort "" when the engine chooses it). */
+function portBindings(r: ContainerRecord): Record<string, { HostIp: string; HostPort: string }[]> {
+  const out: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const raw of r.network?.ports ?? []) {
+    const p = raw as {
+      containerPort: number;
+      hostPort?: number;
+      hostIp?: string;
+      protocol?: string;
+      range?: number;
+    };
+    for (let i = 0; i < (p.range ?? 1); i++) {
+      const k = `${p.containerPort + i}/${p.protocol ?? 'tcp'}`;
+      const hostPort = p.hostPort ? String(p.hostPort + i) : '';
+      out[k] = [...(out[k] ?? []), { HostIp: p.hostIp ?? '', HostPort: hostPort }];
+    }
+  }
+  return out;
 }
