@@ -84,7 +84,8 @@ export async function applyLayer(
   try {
     for (;;) {
       opts.signal?.throwIfAborted();
-      const e = await reader.next();
+      // Entries whose header is already buffered are parsed without a promise (most entries).
+      const e = reader.nextBuffered() ?? (await reader.next());
       if (!e) break;
       if (++entries > limits.maxEntries) {
         throw new LayerLimitError('entry count', limits.maxEntries, `entry ${e.name}`);
@@ -94,7 +95,8 @@ export async function applyLayer(
         if (size > limits.maxBytes) throw new LayerLimitError('bytes', limits.maxBytes, `at entry ${e.name}`);
       }
       try {
-        await a.entry(e, reader);
+        const pending = a.entry(e, reader);
+        if (pending) await pending;
       } catch (err) {
         if (err instanceof StorageError || (err as Error)?.name === 'AbortError') throw err;
         // ENAMETOOLONG, EINVAL, ENOSPC...: typed, naming the entry, the syscall error chained
@@ -205,7 +207,8 @@ class Applier {
     else this.written = new Set();
   }
 
-  async entry(e: TarEntry, reader: TarReader): Promise<void> {
+  /** Returns a promise only when the entry's body must still be read from the input. */
+  entry(e: TarEntry, reader: TarReader): Promise<void> | undefined {
     const parts = normaliseEntryPath(e.name);
     if (parts.length === 0) {
       if (e.type !== 'dir') throw new UnsafeLayerEntryError(e.name, 'the layer root can only be a directory');
@@ -228,8 +231,7 @@ class Applier {
         this.dirCache.set(rel, host);
         return;
       case 'file':
-        await this.fileEntry(host, e, reader, this.plainDirs.has(parent));
-        return;
+        return this.fileEntry(host, e, reader, this.plainDirs.has(parent));
       case 'symlink':
         this.clear(host, e.name);
         fs.symlinkSync(e.linkname, host);
@@ -371,7 +373,12 @@ class Applier {
     if ((fs.lstatSync(host).mode & S_ISGID) === 0) this.plainDirs.add(host);
   }
 
-  private async fileEntry(host: string, e: TarEntry, reader: TarReader, parentPlain: boolean): Promise<void> {
+  private fileEntry(
+    host: string,
+    e: TarEntry,
+    reader: TarReader,
+    parentPlain: boolean,
+  ): Promise<void> | undefined {
     // When the final mode survives the umask and has no setuid/setgid/sticky bit (which chown
     // would clear), create the file with it and save the fchmod.
     const modeAtOpen = (e.mode & 0o7000) === 0 && (e.mode & this.umask) === 0;
@@ -384,21 +391,51 @@ class Applier {
       this.clear(host, e.name);
       fd = fs.openSync(host, O_NEW_FILE, createMode);
     }
+    // Small files (most of a many-files layer) are usually whole in the current input chunk:
+    // one write, no callback, no promise.
+    let body: Buffer | undefined;
     try {
-      // Small files (most of a many-files layer) are usually whole in the current input chunk:
-      // one write, no callback or await per file.
-      const body = reader.takeBufferedBody();
+      body = reader.takeBufferedBody();
       if (body !== undefined) {
         let off = 0;
         while (off < body.length) off += fs.writeSync(fd, body, off, body.length - off);
-      } else {
-        const signal = this.signal;
-        await reader.readBody((chunk) => {
-          signal?.throwIfAborted(); // a multi-GB file must not delay an abort
-          let off = 0;
-          while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
-        });
       }
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+    if (body !== undefined) {
+      this.finishFile(fd, host, e, modeAtOpen, parentPlain);
+      return undefined;
+    }
+    return this.streamFile(fd, host, e, reader, modeAtOpen, parentPlain);
+  }
+
+  private async streamFile(
+    fd: number,
+    host: string,
+    e: TarEntry,
+    reader: TarReader,
+    modeAtOpen: boolean,
+    parentPlain: boolean,
+  ): Promise<void> {
+    try {
+      const signal = this.signal;
+      await reader.readBody((chunk) => {
+        signal?.throwIfAborted(); // a multi-GB file must not delay an abort
+        let off = 0;
+        while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
+      });
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+    this.finishFile(fd, host, e, modeAtOpen, parentPlain);
+  }
+
+  /** Owner, mode, mtime through the fd, then close; then xattrs. Closes `fd` in every case. */
+  private finishFile(fd: number, host: string, e: TarEntry, modeAtOpen: boolean, parentPlain: boolean): void {
+    try {
       // A new file is already ours (euid, and egid unless the dir is setgid): skip the chown.
       if (!(parentPlain && e.uid === this.euid && e.gid === this.egid)) fs.fchownSync(fd, e.uid, e.gid);
       // after chown: chown clears setuid/setgid

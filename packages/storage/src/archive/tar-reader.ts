@@ -156,6 +156,35 @@ export class TarReader {
     return body;
   }
 
+  /**
+   * The next entry when it can be decided from buffered input alone: a plain header (no extended
+   * header before it, not the end-of-archive block) whose skipped body and header are already
+   * buffered. Otherwise undefined, with nothing parsed, and next() must be awaited. The checks
+   * are the same as next()'s (same decodeHeader); this only saves promises per entry.
+   */
+  nextBuffered(): TarEntry | undefined {
+    const skip = this.pendingBody + this.pendingPad;
+    if (this.buffered < skip + BLOCK) return undefined;
+    if (skip > 0) {
+      this.advance(skip);
+      this.pendingBody = 0;
+      this.pendingPad = 0;
+    }
+    const c = this.chunks[0]!;
+    if (c.length - this.head < BLOCK) return undefined;
+    const hdr = c.subarray(this.head, this.head + BLOCK);
+    if (isZero(hdr)) return undefined;
+    verifyChecksum(hdr);
+    const flag = String.fromCharCode(hdr[156]!);
+    if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') return undefined;
+    const size = parseNumber(hdr, 124, 12, 'size');
+    const entry = this.decodeHeader(hdr, flag, size, undefined, undefined, undefined);
+    this.advance(BLOCK);
+    this.pendingBody = hasBody(entry.type) ? entry.size : 0;
+    this.pendingPad = hasBody(entry.type) ? pad(entry.size) : entry.size + pad(entry.size);
+    return entry;
+  }
+
   /** The next entry, or null at end-of-archive (the remaining input is then drained unparsed). */
   async next(): Promise<TarEntry | null> {
     if (this.pendingBody > 0) await this.skip(this.pendingBody, 'file body');
