@@ -171,6 +171,38 @@ describe.skipIf(skip !== undefined)('interactive exec and a closed Libpod', () =
   });
 });
 
+describe.skipIf(skip !== undefined)('exec option and state checks', () => {
+  it('refuses a detached stream, a bad console size and a container that is not running', async () => {
+    const env = await makeTestEnv('container-exec-refuse');
+    const lp = await Libpod.open({ root: env.root, runRoot: env.runRoot, storage: false, network: false });
+    try {
+      const { id } = await lp.containers.create({ rootfs: env.rootfs, command: ['sleep', '1000'] });
+      await expect(lp.containers.execStream(id, { command: ['true'] })).rejects.toMatchObject({
+        code: 'ERR_CONTAINER_NOT_RUNNING',
+      });
+      await lp.containers.start(id);
+      await expect(lp.containers.execStream(id, { command: ['true'], detach: true })).rejects.toMatchObject({
+        code: 'ERR_INVALID_OPTIONS',
+      });
+      await expect(
+        lp.containers.exec(id, { command: ['true'], tty: true, consoleSize: { height: 0, width: 80 } }),
+      ).rejects.toThrow(/consoleSize\.height/);
+      // resize on a session without a terminal is a no-op; nothing is left in the bundle.
+      const st = await lp.containers.execStream(id, { command: ['echo', 'hi'] });
+      await st.resize({ height: 10, width: 10 });
+      expect(await st.exitCode).toBe(0);
+      expect(existsSync(join(env.runRoot, 'containers', id, 'exec', st.sessionId))).toBe(false);
+      const r = await lp.containers.exec(id, { command: ['true'] });
+      for (const sid of [st.sessionId, r.sessionId])
+        expect(existsSync(join(env.runRoot, 'socket', sid))).toBe(false);
+      await lp.containers.remove(id, { force: true });
+    } finally {
+      await lp.close();
+      await env.cleanup();
+    }
+  });
+});
+
 describe.skipIf(skip !== undefined)('stdin stream type check', () => {
   it('rejects a non-stream stdin naming the field', async () => {
     const env = await makeTestEnv('container-exec-bad');

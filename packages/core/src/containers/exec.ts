@@ -118,6 +118,14 @@ function conmonOptions(engine: Engine, record: ContainerRecord, s: PreparedSessi
   };
 }
 
+/** The session directory and conmon's `<socketDir>/<sessionId>` symlink to it. */
+async function removeSession(engine: Engine, dir: string, sessionId: string): Promise<void> {
+  await Promise.all([
+    rm(dir, { recursive: true, force: true }),
+    rm(`${engine.layout.socketDir}/${sessionId}`, { force: true }).catch(() => {}),
+  ]);
+}
+
 /** A running exec session whose output streams as it comes. */
 export interface ExecStream {
   sessionId: string;
@@ -146,7 +154,7 @@ export async function execStreamInContainer(
 ): Promise<ExecStream> {
   const s = await prepareSession(engine, record, options);
   if (s.o.detach) {
-    await rm(s.dir, { recursive: true, force: true });
+    await removeSession(engine, s.dir, s.sessionId);
     throw new InvalidOptionsError('exec options', [
       { path: 'detach', message: 'a streamed exec session cannot be detached' },
     ]);
@@ -178,7 +186,7 @@ export async function execStreamInContainer(
         attached.detach();
         stdout.end();
         stderr.end();
-        await rm(s.dir, { recursive: true, force: true });
+        await removeSession(engine, s.dir, s.sessionId);
       }
     })();
     exitCode.catch(() => {});
@@ -197,7 +205,7 @@ export async function execStreamInContainer(
     };
   } catch (err) {
     session?.detach();
-    await rm(s.dir, { recursive: true, force: true });
+    await removeSession(engine, s.dir, s.sessionId);
     throw err;
   }
 }
@@ -241,10 +249,10 @@ export async function execInContainer(
     }
     const exitCode = await started.execExit!;
     const { stdout, stderr } = splitStreams(await readAllLogLines(logPath));
-    await rm(dir, { recursive: true, force: true });
+    await removeSession(engine, dir, sessionId);
     return { sessionId, pid: started.pid, exitCode, stdout, stderr };
   } catch (err) {
-    await rm(dir, { recursive: true, force: true });
+    await removeSession(engine, dir, sessionId);
     throw err;
   }
 }
