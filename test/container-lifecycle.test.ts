@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import {
   CommandNotExecutableError,
   CommandNotFoundError,
@@ -13,6 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerSkipReason, makeTestEnv, type TestEnv } from './container-fixtures.js';
 
 const skip = containerSkipReason();
+const readStat = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return '';
+  }
+};
 if (skip) console.warn(`skipping container lifecycle tests: ${skip}`);
 
 describe.skipIf(skip !== undefined)('container lifecycle (runc + conmon, busybox rootfs)', () => {
@@ -305,5 +313,23 @@ describe.skipIf(skip !== undefined)('container lifecycle (runc + conmon, busybox
     const onlyStarts: string[] = [];
     for await (const ev of lp.events.read({ since, action: ['start'] })) onlyStarts.push(ev.name);
     expect(onlyStarts).toEqual(['evented']);
+  });
+
+  it('force-removes a container a crashed process left `configured` with its runtime container alive', async () => {
+    // A process killed between `runc create` and recording `created` leaves exactly this behind.
+    const c = await lp.containers.create({ rootfs: env.rootfs, command: ['sleep', '600'] });
+    await lp.containers.init(c.id);
+    const recordPath = `${env.root}/containers/${c.id}/container.json`;
+    const record = JSON.parse(await readFile(recordPath, 'utf8'));
+    const pids: number[] = [record.state.pid, record.state.conmonPid];
+    expect(pids.every((p) => p > 0)).toBe(true);
+    record.state.status = 'configured';
+    await writeFile(recordPath, JSON.stringify(record));
+    await lp.containers.remove(c.id, { force: true });
+    expect(await lp.containers.exists(c.id)).toBe(false);
+    // conmon exits once its exit command has run, shortly after the remove returns.
+    const alive = () => pids.filter((p) => existsSync(`/proc/${p}`) && !/\) Z /.test(readStat(p)));
+    for (let i = 0; i < 100 && alive().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(alive()).toEqual([]);
   });
 });

@@ -353,7 +353,9 @@ export async function removeContainer(
     return { ...r, state: { ...r.state, status: 'removing' } };
   });
   if (!removed || previous === undefined) return undefined;
-  const wasActive = previous !== 'exited' && previous !== 'configured';
+  // A `configured` record may still own a runtime container and conmon when the process that was
+  // initialising it died: a forced remove treats it as active so nothing is left behind.
+  const wasActive = previous !== 'exited' && (previous !== 'configured' || opts.force);
   if (wasActive) {
     if (opts.force) await engine.runtime.kill(id, 'KILL', true).catch(() => {});
     await engine.runtime.delete(id, true).catch(() => {});
