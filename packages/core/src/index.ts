@@ -20,7 +20,6 @@ export { NetworkIntegration, type NetworkSettings } from './network-integration.
 export {
   Containers,
   DEFAULT_PATH,
-  fallbackSpecBuilder,
   type ImageProvider,
   type RunResult,
   type SpecBuilder,

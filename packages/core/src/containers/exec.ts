@@ -10,7 +10,7 @@ import type { Engine } from './engine.js';
 import { readAllLogLines, splitStreams } from './logs.js';
 import { envList, parseOptions } from './options.js';
 import type { ContainerRecord } from './record.js';
-import { resolveUser } from './user.js';
+import { resolveUser } from '../spec/user.js';
 
 export const ExecOptions = z
   .object({
@@ -83,7 +83,15 @@ async function prepareSession(
     o.workingDir !== undefined
       ? await resolveWorkdir(record.rootfs, o.workingDir, { create: false })
       : undefined;
-  const user = o.user !== undefined ? await resolveUser(record.rootfs, o.user) : base.user;
+  // The same resolver as the container's user (inside the rootfs, supplementary groups included).
+  const user =
+    o.user !== undefined
+      ? await resolveUser(record.rootfs, o.user).then(({ uid, gid, additionalGids }) => ({
+          uid,
+          gid,
+          additionalGids,
+        }))
+      : base.user;
   const { consoleSize: _drop, ...baseRest } = base as Record<string, unknown>;
   const proc = {
     ...baseRest,

@@ -11,7 +11,6 @@ import {
 } from '../errors.js';
 import { isProcessAlive } from '../util/fs.js';
 import { type AttachOptions, type AttachSession, attachToContainer } from './attach.js';
-import { minimalSpec } from './default-spec.js';
 import { type Engine, emit, handleExit, initContainer, readExitCode, removeContainer } from './engine.js';
 import {
   type ExecOptions,
@@ -27,7 +26,6 @@ import { newContainerId, randomName } from './names.js';
 import {
   ContainerCreateOptions,
   ContainerName,
-  envList,
   type ParsedCreateOptions,
   parseOptions,
   parseRestartPolicy,
@@ -35,7 +33,6 @@ import {
 import type { ContainerRecord, ContainerStatus } from './record.js';
 import { type ContainerStats, readStats } from './stats.js';
 import { type TopResult, top } from './top.js';
-import { resolveUser } from './user.js';
 import { waitFor } from './wait.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -85,48 +82,6 @@ export type WaitCondition =
 
 const ACTIVE: readonly ContainerStatus[] = ['created', 'running', 'paused', 'stopped'];
 
-/** Fallback spec: Podman's defaults for what a plain rootfs container needs. */
-export const fallbackSpecBuilder: SpecBuilder = async (input) => {
-  const o = input.options;
-  const imgCfg = (input.imageConfig ?? {}) as {
-    Env?: string[];
-    Cmd?: string[];
-    Entrypoint?: string[];
-    WorkingDir?: string;
-    User?: string;
-  };
-  const entrypoint = o.entrypoint ?? imgCfg.Entrypoint ?? [];
-  const cmd = o.command ?? (o.entrypoint ? [] : (imgCfg.Cmd ?? []));
-  const args = [...entrypoint, ...cmd];
-  if (args.length === 0) {
-    throw new InvalidOptionsError('container options', [
-      { path: 'command', message: 'no command given and the image has none' },
-    ]);
-  }
-  const env = new Map<string, string>([['PATH', DEFAULT_PATH]]);
-  for (const e of [...(imgCfg.Env ?? []), ...envList(o.env)]) {
-    const eq = e.indexOf('=');
-    if (eq > 0) env.set(e.slice(0, eq), e.slice(eq + 1));
-  }
-  if (o.tty && !env.has('TERM')) env.set('TERM', 'xterm');
-  env.set('container', 'libpod-ts');
-  env.set('HOSTNAME', input.hostname);
-  const user = await resolveUser(input.rootfs, o.user ?? imgCfg.User ?? '');
-  return minimalSpec({
-    rootfs: input.rootfs,
-    args,
-    env: [...env].map(([k, v]) => `${k}=${v}`),
-    cwd: o.workingDir ?? (imgCfg.WorkingDir || '/'),
-    uid: user.uid,
-    gid: user.gid,
-    hostname: input.hostname,
-    terminal: o.tty,
-    cgroupsPath: input.cgroupsPath,
-    readonlyRootfs: o.readOnly,
-    annotations: o.annotations,
-  });
-};
-
 /**
  * `lp.containers`: the container lifecycle. Every method takes a name, a full id or a unique id
  * prefix. State is re-read from disk and reconciled with conmon's exit files on each call, so
@@ -135,7 +90,8 @@ export const fallbackSpecBuilder: SpecBuilder = async (input) => {
 export class Containers {
   constructor(
     private readonly engine: Engine,
-    private readonly specBuilder: SpecBuilder = fallbackSpecBuilder,
+    /** Builds the OCI runtime config; Libpod passes the spec generator (`specGeneratorBuilder`). */
+    private readonly specBuilder: SpecBuilder,
     private readonly images?: ImageProvider,
     /** Aborted (reason: LibpodClosedError) when the Libpod closes: ends pending waits and follows. */
     private readonly closing?: AbortSignal,
