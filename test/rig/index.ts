@@ -34,8 +34,8 @@ export { inspectWithSkopeo, pullWithSkopeo, pushWithSkopeo, skopeo, skopeoRegist
 export { makeTempDir, removeTempDir, TEMP_PREFIX } from './tmp.js';
 export type { AccessEntry, MintOptions, TokenRequestRecord } from './token-server.js';
 export { parseScope } from './token-server.js';
-export type { ImageSchemaName, ImageSpecValidator } from './schemas.js';
-export { loadImageSpecValidator, specSchemasDir } from './schemas.js';
+export type { ImageSchemaName, ImageSpecValidator, RuntimeSpecValidate } from './schemas.js';
+export { loadImageSpecValidator, loadRuntimeSpecValidator, specSchemasDir } from './schemas.js';
 export type { HostLock } from './host-lock.js';
 export { acquireHostLock, LOCK_PATH } from './host-lock.js';
 export type { ExtraPathKind, HostSnapshot, Leak, LeakKind } from './leaks.js';

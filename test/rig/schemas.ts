@@ -48,6 +48,20 @@ function dropIds(v: unknown): unknown {
   return v;
 }
 
+/** Every schema file of `dir` registered under its file name; `validate(file, value)` lists errors. */
+function loadSchemaFolder(dir: string): (file: string, value: unknown) => string[] {
+  const ajv = new Ajv04({ strict: false, allErrors: true, validateFormats: false });
+  for (const f of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
+    ajv.addSchema(dropIds(JSON.parse(readFileSync(join(dir, f), 'utf8'))) as object, f);
+  }
+  return (file, value) => {
+    const fn = ajv.getSchema(file);
+    if (!fn) throw new Error(`schema ${file} did not compile`);
+    if (fn(value)) return [];
+    return (fn.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'invalid'}`);
+  };
+}
+
 /**
  * Loads the image-spec schemas, or returns `{ missing }` naming the folder that is absent so the
  * caller can skip with that reason.
@@ -57,16 +71,19 @@ export function loadImageSpecValidator(
 ): ImageSpecValidator | { missing: string } {
   if (!existsSync(join(dir, FILES.manifest)))
     return { missing: `OCI image-spec schemas not found in ${dir}` };
-  const ajv = new Ajv04({ strict: false, allErrors: true, validateFormats: false });
-  for (const f of readdirSync(dir).filter((f) => f.endsWith('.json'))) {
-    ajv.addSchema(dropIds(JSON.parse(readFileSync(join(dir, f), 'utf8'))) as object, f);
-  }
-  return {
-    validate(schema, value) {
-      const fn = ajv.getSchema(FILES[schema]);
-      if (!fn) throw new Error(`schema ${FILES[schema]} did not compile`);
-      if (fn(value)) return [];
-      return (fn.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'invalid'}`);
-    },
-  };
+  const validate = loadSchemaFolder(dir);
+  return { validate: (schema, value) => validate(FILES[schema], value) };
+}
+
+/** Validates a runtime `config.json`: returns its schema errors (empty when valid). */
+export type RuntimeSpecValidate = (config: unknown) => string[];
+
+/** The runtime-spec `config-schema.json` validator, or `{ missing }` when the folder is absent. */
+export function loadRuntimeSpecValidator(
+  dir = join(specSchemasDir(), 'runtime-spec'),
+): RuntimeSpecValidate | { missing: string } {
+  if (!existsSync(join(dir, 'config-schema.json')))
+    return { missing: `runtime-spec schemas not found in ${dir}` };
+  const validate = loadSchemaFolder(dir);
+  return (config) => validate('config-schema.json', config);
 }
