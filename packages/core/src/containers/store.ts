@@ -1,5 +1,5 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AmbiguousContainerError, ContainerNameConflictError, ContainerNotFoundError } from '../errors.js';
 import type { Layout } from '../runtime/layout.js';
@@ -81,9 +81,10 @@ export class ContainerStore {
 
   async read(id: string): Promise<ContainerRecord | undefined> {
     const file = this.layout.recordFile(id);
-    let st: Awaited<ReturnType<typeof stat>>;
+    // Inline calls: a record is ~1 KB and is read several times per `run` (see `list`).
+    let st: ReturnType<typeof statSync>;
     try {
-      st = await stat(file);
+      st = statSync(file);
     } catch {
       this.cache.delete(id);
       return undefined;
@@ -93,7 +94,7 @@ export class ContainerStore {
     if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit.record;
     let record: ContainerRecord;
     try {
-      record = JSON.parse(await readFile(file, 'utf8')) as ContainerRecord;
+      record = JSON.parse(readFileSync(file, 'utf8')) as ContainerRecord;
     } catch {
       return undefined;
     }
@@ -138,7 +139,8 @@ export class ContainerStore {
   }
 
   async write(record: ContainerRecord): Promise<void> {
-    await mkdir(this.layout.containerDir(record.id), { recursive: true, mode: 0o700 });
+    // Inline (an existing directory is one syscall): records are written four times per `run`.
+    mkdirSync(this.layout.containerDir(record.id), { recursive: true, mode: 0o700 });
     await writeFileAtomic(this.layout.recordFile(record.id), JSON.stringify(record));
   }
 

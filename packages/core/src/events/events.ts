@@ -1,5 +1,5 @@
-import { type FSWatcher, watch } from 'node:fs';
-import { appendFile, mkdir, open, writeFile } from 'node:fs/promises';
+import { appendFileSync, type FSWatcher, watch } from 'node:fs';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 
@@ -105,7 +105,9 @@ export class EventLog {
       time: new Date(Number(nano / 1_000_000n)).toISOString(),
       timeNano: nano.toString(),
     };
-    await appendFile(this.file, `${JSON.stringify(full)}\n`);
+    // One O_APPEND write of one small line, inline: open+write+close through the thread pool cost
+    // more than the syscalls, and `run` writes four events.
+    appendFileSync(this.file, `${JSON.stringify(full)}\n`);
     return full;
   }
 

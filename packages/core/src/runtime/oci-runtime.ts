@@ -1,5 +1,5 @@
-import { closeSync, constants, openSync, readSync } from 'node:fs';
-import { readFile, rm, rmdir, unlink } from 'node:fs/promises';
+import { closeSync, constants, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { rmdir, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { CommandNotExecutableError, CommandNotFoundError, OciRuntimeError } from '../errors.js';
 import { execFile } from '../util/exec.js';
@@ -150,15 +150,29 @@ interface RuncState {
 
 /** Field 22 of /proc/<pid>/stat: the start time, which tells a reused pid from the original. */
 async function processStartTime(pid: number): Promise<number | undefined> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  if (!stat) return undefined;
+  let stat: string;
+  try {
+    // Inline: a procfs read is cheaper than a thread-pool round trip (start and exit hot path).
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[19]);
 }
 
+/** runc's state.json (tens of KB with the seccomp profile), read inline; undefined when absent. */
+function readStateFile(dir: string): string | undefined {
+  try {
+    return readFileSync(join(dir, 'state.json'), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 /** true when runc's state for a stopped container was removed; false: let runc do it. */
 async function deleteRuncStateInProcess(dir: string): Promise<boolean> {
-  const text = await readFile(join(dir, 'state.json'), 'utf8').catch(() => undefined);
+  const text = readStateFile(dir);
   if (text === undefined) return false;
   const st = JSON.parse(text) as RuncState;
   const hooks = st.config?.Hooks ?? st.config?.hooks ?? {};
@@ -177,7 +191,8 @@ async function deleteRuncStateInProcess(dir: string): Promise<boolean> {
     ),
   );
   if (results.includes(false)) return false;
-  await rm(dir, { recursive: true, force: true });
+  // state.json (and a fifo if start never ran): a few inline calls.
+  rmSync(dir, { recursive: true, force: true });
   return true;
 }
 
@@ -189,7 +204,7 @@ async function initAlive(st: RuncState): Promise<boolean> {
 
 /** true when runc's init was released through its exec fifo; false: let `runc start` do it. */
 async function startRuncInProcess(dir: string): Promise<boolean> {
-  const text = await readFile(join(dir, 'state.json'), 'utf8').catch(() => undefined);
+  const text = readStateFile(dir);
   if (text === undefined) return false;
   const st = JSON.parse(text) as RuncState;
   if (!(await initAlive(st))) return false;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
 
 /**
  * Writes a file so readers see either the old or the new content, never a torn one (rename).
@@ -12,6 +12,9 @@ export async function writeFileAtomic(
   mode = 0o600,
   durable = false,
 ): Promise<void> {
+  // Not durable: four tiny syscalls inline (tens of microseconds) instead of four thread-pool
+  // round trips (~0.3-1 ms each on a loaded 2-core host); these files are records and specs.
+  if (!durable) return writeFileAtomicSync(path, data, mode, false);
   const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
   const fh = await open(tmp, 'wx', mode);
   try {
@@ -28,12 +31,12 @@ export async function writeFileAtomic(
   }
 }
 
-export function writeFileAtomicSync(path: string, data: string, mode = 0o600): void {
+export function writeFileAtomicSync(path: string, data: string, mode = 0o600, durable = true): void {
   const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
   const fd = openSync(tmp, 'wx', mode);
   try {
     writeSync(fd, data);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
@@ -47,9 +50,10 @@ export function writeFileAtomicSync(path: string, data: string, mode = 0o600): v
   }
 }
 
+/** For small files (exit codes, pid files): read inline, which beats four thread-pool round trips. */
 export async function readFileIfExists(path: string): Promise<string | undefined> {
   try {
-    return await readFile(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
