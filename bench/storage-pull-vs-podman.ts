@@ -30,7 +30,7 @@ import {
   removeTempDir,
   startRegistry,
 } from '../test/rig/index.js';
-import { runBenchmark, withHostLock } from './lib/harness.js';
+import { dropCaches, runBenchmark, withHostLock } from './lib/harness.js';
 
 const which = process.env.BENCH_IMAGE ?? 'ab';
 
@@ -157,6 +157,13 @@ async function benchPull(
       await rm(ours, { recursive: true, force: true });
       await rm(theirs, { recursive: true, force: true });
       await rm(join(short, 'run'), { recursive: true, force: true });
+      // Drop the caches again after the removal: the harness dropped them before prepare, but
+      // deleting the previous run's ~47k-file trees leaves ext4's inode-table blocks cached with
+      // fresh dtimes, and ext4's inode allocator (find_inode_bit -> recently_deleted) then skips
+      // every just-freed inode one cached block lookup at a time: 8-15 s of kernel time in the
+      // next timed run of either side (docs/decisions/performance.md). Evicting them measures
+      // the pull, not the cleanup of the run before.
+      dropCaches();
     },
     notes,
   });
