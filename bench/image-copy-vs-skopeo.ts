@@ -1,20 +1,8 @@
-/**
- * Pull speed of @libpod-ts/image against skopeo: registry -> oci: layout, side by side.
- *   (a) 4 layers x 32 MiB incompressible data (gzip level 1 wrappers)
- *   (b) a many-files image: /usr/share of this host (~670 MB, ~47k files) as one gzip layer
- * Both sides pull from the rig's docker-registry (TLS + basic auth) into a fresh directory.
- *   npx tsx bench/image-copy-vs-skopeo.ts      (BENCH_IMAGE=a|b|ab, default ab)
- */
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { execa } from 'execa';
-import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import { copy, parseImageName } from '../packages/image/src/index.js';
 import {
   buildBusyboxImage,
@@ -26,77 +14,9 @@ import {
   startRegistry,
 } from '../test/rig/index.js';
 import { DEFAULT_RESULTS_FILE, runBenchmark, withHostLock } from './lib/harness.js';
+import { buildManyFilesLayout } from './lib/many-files-image.js';
 
 const which = process.env.BENCH_IMAGE ?? 'ab';
-
-async function sha256File(p: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(p)) h.update(c as Buffer);
-  return `sha256:${h.digest('hex')}`;
-}
-
-async function writeBlob(layout: string, data: Buffer): Promise<{ digest: string; size: number }> {
-  const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-  await writeFile(join(layout, 'blobs', 'sha256', digest.slice(7)), data);
-  return { digest, size: data.length };
-}
-
-/** An OCI layout whose one layer is `tar -C / -c usr/share`, gzip level 6. */
-async function buildManyFilesLayout(work: string): Promise<string> {
-  const layout = join(work, 'usr-share');
-  await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
-  const rawTar = join(work, 'usr-share.tar');
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('tar', ['-C', '/', '-cf', rawTar, 'usr/share'], { stdio: 'ignore' });
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0 || code === 1 ? resolve() : reject(new Error(`tar exited ${code}`)),
-    );
-  });
-  const diffID = await sha256File(rawTar);
-  const gz = join(work, 'usr-share.tar.gz');
-  await pipeline(createReadStream(rawTar), createGzip({ level: 6 }), createWriteStream(gz));
-  await rm(rawTar);
-  const layerDigest = await sha256File(gz);
-  const layerSize = (await stat(gz)).size;
-  const { rename } = await import('node:fs/promises');
-  await rename(gz, join(layout, 'blobs', 'sha256', layerDigest.slice(7)));
-  const config = await writeBlob(
-    layout,
-    Buffer.from(
-      JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diffID] } }),
-    ),
-  );
-  const manifest = await writeBlob(
-    layout,
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers: [
-          { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layerSize },
-        ],
-      }),
-    ),
-  );
-  await writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  await writeFile(
-    join(layout, 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: [
-        {
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          ...manifest,
-          annotations: { 'org.opencontainers.image.ref.name': 'bench' },
-        },
-      ],
-    }),
-  );
-  return layout;
-}
 
 async function benchPull(registry: RigRegistry, work: string, repo: string, name: string, notes: string) {
   const ours = join(work, 'out-ours');
