@@ -14,7 +14,28 @@ export {
   LibpodClosedError,
   OciRuntimeError,
 } from './errors.js';
-export { Events, Images, Libpod, type LibpodExtensions, LibpodOptions } from './libpod.js';
+export { Events, Libpod, type LibpodExtensions, LibpodOptions } from './libpod.js';
+// --- images (lp.images) ---
+export { Images, type ImagesHooks } from './images/images.js';
+export {
+  type ImageRemoveReport,
+  LoadOptions,
+  PruneOptions,
+  PullOptions,
+  PushOptions,
+  RemoveImageOptions,
+  SaveFormat,
+  SaveOptions,
+} from './images/options.js';
+export type { ImageHistoryEntry, ImageInspect, ImageInspectConfig } from './images/inspect.js';
+export {
+  AmbiguousImageError,
+  ImageArchiveError,
+  ImageHasNamesError,
+  ImageInUseError,
+  ImageTagNotFoundError,
+  InvalidImageNameError,
+} from './images/errors.js';
 export { StorageIntegration, type StorageSettings } from './storage-integration.js';
 export { NetworkIntegration, type NetworkSettings } from './network-integration.js';
 export {

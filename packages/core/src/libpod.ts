@@ -1,18 +1,10 @@
 import { join } from 'node:path';
-import {
-  type CopyProgressEvent,
-  containersStorageTransport,
-  copy,
-  createTransportRegistry,
-  defaultTransports,
-  type SystemContext,
-} from '@libpod-ts/image';
 import type { NetworkManager } from '@libpod-ts/network';
-import type { Store } from '@libpod-ts/storage';
 import { z } from 'zod';
 import type { Engine, Integrations } from './containers/engine.js';
 import { Containers, type ImageProvider, type SpecBuilder } from './containers/manager.js';
-import { ImageNotFoundError, InvalidOptionsError, LibpodClosedError } from './errors.js';
+import { InvalidOptionsError, LibpodClosedError } from './errors.js';
+import { Images } from './images/images.js';
 import type { NetworkIntegration } from './network-integration.js';
 import type { StorageIntegration } from './storage-integration.js';
 import type { EventFilter, LibpodEvent } from './events/events.js';
@@ -66,78 +58,6 @@ export interface LibpodExtensions {
   integrations?: Integrations;
   specBuilder?: SpecBuilder;
   images?: ImageProvider;
-}
-
-/** `lp.images`: images in the store (thin: delegates to `@libpod-ts/storage`). */
-export class Images {
-  constructor(private readonly storage: StorageIntegration | undefined) {}
-
-  /** The underlying store (opened on first use). */
-  async store(): Promise<Store> {
-    if (!this.storage)
-      throw new InvalidOptionsError('Libpod options', [
-        { path: 'storage', message: 'opened without storage' },
-      ]);
-    return this.storage.open();
-  }
-
-  async list(): Promise<Awaited<ReturnType<Store['listImages']>>> {
-    return (await this.store()).listImages();
-  }
-
-  /** The image record for a name, id or id prefix; ImageNotFoundError when absent. */
-  async get(ref: string): Promise<Awaited<ReturnType<Store['lookupImage']>>> {
-    const store = await this.store();
-    try {
-      return await store.lookupImage(ref);
-    } catch (err) {
-      throw new ImageNotFoundError(ref, err);
-    }
-  }
-
-  async exists(ref: string): Promise<boolean> {
-    return this.get(ref).then(
-      () => true,
-      () => false,
-    );
-  }
-
-  async remove(ref: string): Promise<void> {
-    await (await this.store()).deleteImage(ref);
-  }
-
-  /**
-   * Copies an image into the store with `@libpod-ts/image` (`docker://` when `source` names no
-   * transport; `oci:`, `oci-archive:`, `docker-archive:`, `dir:` too) and returns its record.
-   * `name` is the name in the store; default: the source's registry name (required for sources
-   * that have none, like `oci:` layouts).
-   */
-  async pull(
-    source: string,
-    opts: {
-      name?: string;
-      ctx?: SystemContext;
-      signal?: AbortSignal;
-      onProgress?: (e: CopyProgressEvent) => void;
-    } = {},
-  ): Promise<Awaited<ReturnType<Store['lookupImage']>>> {
-    const store = await this.store();
-    const transports = createTransportRegistry([...defaultTransports(), containersStorageTransport(store)]);
-    const hasTransport = transports.names().some((t) => source.startsWith(`${t}:`));
-    const src = transports.parseImageName(hasTransport ? source : `docker://${source}`);
-    const name = opts.name ?? src.dockerReference()?.toString();
-    if (!name) {
-      throw new InvalidOptionsError('pull options', [
-        { path: 'name', message: `${source} has no registry name: give one` },
-      ]);
-    }
-    await copy(src, transports.parseImageName(`containers-storage:${name}`), {
-      ...(opts.ctx ? { ctx: opts.ctx } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-    });
-    return this.get(name);
-  }
 }
 
 /** `lp.events`: the persistent events log and live subscriptions. */
@@ -217,7 +137,17 @@ export class Libpod implements AsyncDisposable {
       this.closer.signal,
     );
     this.events = new Events(engine, this.closer.signal);
-    this.images = new Images(engine.storage);
+    this.images = new Images(engine.storage, {
+      // rmi --force: our containers go through lp.containers (killed, network torn down, event).
+      removeContainer: async (storageId) => {
+        const rec = (await engine.store.list()).find((r) => r.storageId === storageId);
+        if (!rec) return false;
+        await this.containers.remove(rec.id, { force: true }).catch((err: unknown) => {
+          if ((err as { code?: string }).code !== 'ERR_CONTAINER_NOT_FOUND') throw err;
+        });
+        return true;
+      },
+    });
     // After close() every call throws LibpodClosedError (rejects, for async methods).
     this.containers = guardClosed(this.containers, () => this.closed);
     this.events = guardClosed(this.events, () => this.closed);

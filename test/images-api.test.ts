@@ -1,0 +1,320 @@
+/**
+ * lp.images against real components: the rig registry (pull, push, read back with skopeo), the
+ * offline image builder, archives read back by skopeo and loaded into a fresh store, and
+ * containers (runc + conmon) that hold an image against removal.
+ */
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  ImageArchiveError,
+  ImageHasNamesError,
+  ImageInUseError,
+  ImageNotFoundError,
+  ImageTagNotFoundError,
+  InvalidImageNameError,
+  InvalidOptionsError,
+  Libpod,
+} from '@libpod-ts/core';
+import type { CopyProgressEvent, SystemContext } from '@libpod-ts/image';
+import {
+  type BuiltImage,
+  buildBusyboxImage,
+  inspectWithSkopeo,
+  pushWithSkopeo,
+  type RigRegistry,
+  skopeo,
+  startRegistry,
+} from '@libpod-ts/test-rig';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { containerSkipReason, makeTestEnv, type TestEnv } from './container-fixtures.js';
+
+const skip = containerSkipReason();
+if (skip) console.warn(`skipping lp.images tests: ${skip}`);
+
+describe.skipIf(skip !== undefined)('lp.images: pull, tag, push, save/load, inspect, remove', () => {
+  let env: TestEnv;
+  let lp: Libpod;
+  let reg: RigRegistry;
+  let built: BuiltImage;
+  let remote: string;
+  let driver: 'overlay' | 'vfs' = 'overlay';
+  const others: Libpod[] = [];
+
+  const ctx = (): SystemContext => ({
+    insecureRegistries: [reg.host],
+    registriesConfPath: join(env.dir, 'no-registries.conf'),
+    authFilePath: join(env.dir, 'no-auth.json'),
+    dockerConfigPath: '',
+  });
+
+  const open = async (name: string) => {
+    const l = await Libpod.open({
+      root: join(env.dir, name, 'root'),
+      runRoot: join(env.dir, name, 'run'),
+      storage: { driver },
+      network: false,
+    });
+    others.push(l);
+    return l;
+  };
+
+  beforeAll(async () => {
+    env = await makeTestEnv('images-api');
+    const opts = { root: env.root, runRoot: env.runRoot, network: false as const };
+    try {
+      lp = await Libpod.open({ ...opts, storage: { driver } });
+      await lp.images.store();
+    } catch (err) {
+      console.warn(`overlay unavailable (${(err as Error).message}); using vfs`);
+      await lp?.close();
+      driver = 'vfs';
+      lp = await Libpod.open({ ...opts, storage: { driver } });
+    }
+    built = await buildBusyboxImage({
+      dir: join(env.dir, 'layout'),
+      tag: 'v1',
+      layers: [
+        { kind: 'busybox', applets: ['bin/sh', 'bin/cat', 'bin/sleep', 'bin/true'] },
+        { kind: 'files', files: [{ path: 'etc/motd', content: 'hello from the rig\n' }] },
+      ],
+      config: { env: ['FOO=bar'], cmd: ['cat', '/etc/motd'], labels: { 'org.example.kind': 'rig' } },
+      author: 'rig author',
+    });
+    reg = await startRegistry({ tls: false, auth: 'none' });
+    remote = await pushWithSkopeo(join(env.dir, 'layout'), 'v1', reg, { repo: 'rig/busybox' });
+  });
+
+  afterAll(async () => {
+    for (const l of [lp, ...others]) {
+      if (!l) continue;
+      for (const c of await l.containers.list({ all: true }).catch(() => [])) {
+        await l.containers.remove(c.Id, { force: true }).catch(() => {});
+      }
+      await l.close();
+    }
+    await reg?.stop();
+    await env?.cleanup();
+  });
+
+  it('pulls from the registry with progress; inspect gives podman fields from the record and config', async () => {
+    const events: CopyProgressEvent[] = [];
+    const img = await lp.images.pull(remote, { ctx: ctx(), onProgress: (e) => events.push(e) });
+    expect(img.names).toEqual([remote]);
+    expect(events.filter((e) => e.type === 'blob-verified' && e.kind === 'layer').length).toBe(2);
+    expect(events.at(-1)?.type).toBe('copy-done');
+
+    const ins = await lp.images.inspect('rig/busybox:v1');
+    expect(ins.Id).toBe(built.configDigest.slice('sha256:'.length));
+    expect(ins.Digest).toBe(built.manifestDigest);
+    expect(ins.RepoTags).toEqual([remote]);
+    expect(ins.RepoDigests).toEqual([`${reg.host}/rig/busybox@${built.manifestDigest}`]);
+    expect(ins.Created).toBe(built.config.created);
+    expect(ins.Architecture).toBe('amd64');
+    expect(ins.Os).toBe('linux');
+    expect(ins.Author).toBe('rig author');
+    expect(ins.Config.Env).toEqual(['FOO=bar']);
+    expect(ins.Config.Cmd).toEqual(['cat', '/etc/motd']);
+    expect(ins.Labels).toEqual({ 'org.example.kind': 'rig' });
+    expect(ins.RootFS).toEqual({ Type: 'layers', Layers: built.config.rootfs.diff_ids });
+    expect(ins.Size).toBe(built.layers.reduce((n, l) => n + l.tarSize, 0));
+    expect(ins.History.map((h) => h.created_by)).toEqual(built.config.history.map((h) => h.created_by));
+    expect(ins.ManifestType).toBe(built.manifest.mediaType);
+    expect(ins.GraphDriver.Name).toBe(driver);
+
+    await expect(lp.images.inspect('localhost/nope')).rejects.toBeInstanceOf(ImageNotFoundError);
+  });
+
+  it('tags with podman normalisation and untags; bad names and unknown images are typed errors', async () => {
+    let rec = await lp.images.tag(remote, 'mytest');
+    expect(rec.names).toContain('localhost/mytest:latest');
+    rec = await lp.images.tag('mytest', 'docker.io/rigcopy:2');
+    expect(rec.names).toContain('docker.io/library/rigcopy:2');
+    expect((await lp.images.get('localhost/mytest')).id).toBe(rec.id);
+
+    for (const bad of ['UPPER/case', 'has space', `x@${built.manifestDigest}`, 'a'.repeat(64), '']) {
+      const err = await lp.images.tag(remote, bad).catch((e) => e);
+      expect(err, bad).toBeInstanceOf(InvalidImageNameError);
+      expect(err.code).toBe('ERR_INVALID_IMAGE_NAME');
+    }
+    const missing = await lp.images.tag('localhost/nope:1', 'whatever').catch((e) => e);
+    expect(missing).toBeInstanceOf(ImageNotFoundError);
+    expect(missing.code).toBe('ERR_IMAGE_NOT_FOUND');
+
+    rec = await lp.images.untag(rec.id, 'docker.io/rigcopy:2');
+    expect(rec.names).not.toContain('docker.io/library/rigcopy:2');
+    expect(await lp.images.exists('docker.io/library/rigcopy:2')).toBe(false);
+    await expect(lp.images.untag(rec.id, 'rigcopy:2')).rejects.toBeInstanceOf(ImageTagNotFoundError);
+    await expect(lp.images.untag('localhost/nope:1', 'x')).rejects.toBeInstanceOf(ImageNotFoundError);
+    expect((await lp.images.get(remote)).names.sort()).toEqual([remote, 'localhost/mytest:latest'].sort());
+  });
+
+  it('pushes to the rig registry (compressed, with progress); skopeo reads the image back', async () => {
+    const target = `${reg.host}/pushed/busybox:v2`;
+    const events: CopyProgressEvent[] = [];
+    const res = await lp.images.push('mytest', `docker://${target}`, {
+      ctx: ctx(),
+      onProgress: (e) => events.push(e),
+    });
+    expect(res.destination).toBe(`docker://${target}`);
+    expect(events.some((e) => e.type === 'blob-done' && e.kind === 'layer')).toBe(true);
+
+    const summary = await inspectWithSkopeo(target, reg);
+    expect(summary.Digest).toBe(res.manifestDigest);
+    expect(summary.Labels).toEqual({ 'org.example.kind': 'rig' });
+    expect((summary.Layers as string[]).length).toBe(2);
+    const config = await skopeo([
+      'inspect',
+      '--config',
+      '--tls-verify=false',
+      '--no-creds',
+      `docker://${target}`,
+    ]);
+    const cfg = JSON.parse(config.stdout) as { rootfs: { diff_ids: string[] } };
+    expect(cfg.rootfs.diff_ids).toEqual(built.config.rootfs.diff_ids);
+    const raw = await inspectWithSkopeo(target, reg, { raw: true });
+    expect((raw.layers as { mediaType: string }[]).map((l) => l.mediaType)).toEqual([
+      'application/vnd.oci.image.layer.v1.tar+gzip',
+      'application/vnd.oci.image.layer.v1.tar+gzip',
+    ]);
+
+    // Default destination: the name the reference resolves to; a bare name is a registry name.
+    await lp.images.tag('mytest', `${reg.host}/default/busybox:v3`);
+    const def = await lp.images.push(`${reg.host}/default/busybox:v3`, undefined, { ctx: ctx() });
+    expect(def.destination).toBe(`docker://${reg.host}/default/busybox:v3`);
+    expect((await inspectWithSkopeo(`${reg.host}/default/busybox:v3`, reg)).Digest).toBe(def.manifestDigest);
+    await lp.images.untag('mytest', `${reg.host}/default/busybox:v3`);
+
+    // A cancelled push rejects with the image package's typed error and writes no tag.
+    const ac = new AbortController();
+    ac.abort(new Error('stop'));
+    const aborted = await lp.images
+      .push('mytest', `${reg.host}/pushed/busybox:aborted`, { ctx: ctx(), signal: ac.signal })
+      .catch((e) => e);
+    expect(aborted.code).toBe('ERR_ABORTED');
+    await expect(inspectWithSkopeo(`${reg.host}/pushed/busybox:aborted`, reg)).rejects.toThrow();
+
+    await expect(lp.images.push(built.configDigest.slice(7, 19))).rejects.toBeInstanceOf(InvalidOptionsError);
+    await expect(lp.images.push('mytest', 'nope:///x', { ctx: ctx() })).rejects.toBeInstanceOf(
+      InvalidImageNameError,
+    );
+  });
+
+  it('saves a docker-archive of two names that skopeo reads; load into a fresh store restores names and content', async () => {
+    const archive = join(env.dir, 'save', 'images.tar');
+    await mkdir(join(env.dir, 'save'));
+    const events: CopyProgressEvent[] = [];
+    await lp.images.save([remote, 'mytest'], { output: archive, onProgress: (e) => events.push(e) });
+    expect(statSync(archive).size).toBeGreaterThan(0);
+    expect(events.filter((e) => e.type === 'copy-done').length).toBe(2);
+
+    const viaSkopeo = JSON.parse(
+      (await skopeo(['inspect', '--config', `docker-archive:${archive}:localhost/mytest:latest`])).stdout,
+    ) as { rootfs: { diff_ids: string[] } };
+    expect(viaSkopeo.rootfs.diff_ids).toEqual(built.config.rootfs.diff_ids);
+
+    const fresh = await open('fresh');
+    const loaded = await fresh.images.load(archive);
+    expect(loaded).toEqual([remote, 'localhost/mytest:latest']);
+    const ins = await fresh.images.inspect('localhost/mytest');
+    expect(ins.Id).toBe(built.configDigest.slice(7));
+    expect(ins.RepoTags.sort()).toEqual([remote, 'localhost/mytest:latest'].sort());
+    expect(ins.RootFS.Layers).toEqual(built.config.rootfs.diff_ids);
+    const r = await fresh.containers.run({ image: 'localhost/mytest', rm: true });
+    expect(r.stdout).toBe('hello from the rig\n');
+
+    // Nothing left beside the archive (staging and temp files removed).
+    expect(await readdir(join(env.dir, 'save'))).toEqual(['images.tar']);
+  });
+
+  it('saves oci-archive and oci-dir (one image each) and loads the oci-archive by its ref name', async () => {
+    const ociArchive = join(env.dir, 'one.oci.tar');
+    await lp.images.save('mytest', { format: 'oci-archive', output: ociArchive });
+    const idx = JSON.parse(
+      (await skopeo(['inspect', '--config', `oci-archive:${ociArchive}:localhost/mytest:latest`])).stdout,
+    ) as { config: { Env: string[] } };
+    expect(idx.config.Env).toEqual(['FOO=bar']);
+    const fresh = await open('fresh-oci');
+    expect(await fresh.images.load(ociArchive)).toEqual(['localhost/mytest:latest']);
+    expect((await fresh.images.get('mytest')).id).toBe(built.configDigest.slice(7));
+
+    const dir = join(env.dir, 'one.oci-dir');
+    await lp.images.save(built.configDigest, { format: 'oci-dir', output: dir });
+    const man = await skopeo(['inspect', '--raw', `dir:${dir}`]);
+    expect(JSON.parse(man.stdout).mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+
+    const two = await lp.images
+      .save([remote, 'mytest'], { format: 'oci-archive', output: join(env.dir, 'x') })
+      .catch((e) => e);
+    // Two names of one image are two entries; oci-archive holds one.
+    expect(two).toBeInstanceOf(InvalidOptionsError);
+    await expect(
+      lp.images.save('mytest', { format: 'tarball' as 'oci-dir', output: join(env.dir, 'y') }),
+    ).rejects.toBeInstanceOf(InvalidOptionsError);
+    await expect(lp.images.save('mytest', { output: 'relative.tar' })).rejects.toBeInstanceOf(
+      InvalidOptionsError,
+    );
+
+    const notTar = join(env.dir, 'not-a.tar');
+    writeFileSync(notTar, 'hello, this is not a tar archive\n'.repeat(40));
+    const bad = await fresh.images.load(notTar).catch((e) => e);
+    expect(bad).toBeInstanceOf(ImageArchiveError);
+    expect(bad.code).toBe('ERR_INVALID_IMAGE_ARCHIVE');
+    expect(existsSync(join(env.dir, 'x'))).toBe(false);
+  });
+
+  it('remove follows podman rmi: untag one of several names, refuse while a container uses it, force removes the container', async () => {
+    const img = await lp.images.get(remote);
+    expect(img.names.length).toBe(2);
+    // By ID with several names: refused without force.
+    await expect(lp.images.remove(img.id)).rejects.toBeInstanceOf(ImageHasNamesError);
+    const { id: ctr } = await lp.containers.create({ image: 'mytest', command: ['sleep', '60'] });
+    await lp.containers.start(ctr);
+
+    // One of two names: only that name goes.
+    const r1 = await lp.images.remove('mytest');
+    expect(r1).toEqual({ untagged: ['localhost/mytest:latest'], deleted: [], removedContainers: [] });
+    expect((await lp.images.get(img.id)).names).toEqual([remote]);
+
+    // The last name, while a (running) container uses the image: refused, nothing changes.
+    const err = await lp.images.remove(remote).catch((e) => e);
+    expect(err).toBeInstanceOf(ImageInUseError);
+    expect(err.code).toBe('ERR_IMAGE_IN_USE');
+    expect(err.containers).toEqual([ctr]);
+    expect(await lp.images.exists(remote)).toBe(true);
+    expect((await lp.containers.inspect(ctr)).State.Running).toBe(true);
+
+    // force: the container is killed and removed through lp.containers, then the image goes.
+    const r2 = await lp.images.remove(remote, { force: true });
+    expect(r2).toEqual({ untagged: [remote], deleted: [img.id], removedContainers: [ctr] });
+    expect(await lp.containers.exists(ctr)).toBe(false);
+    expect(await lp.images.exists(img.id)).toBe(false);
+    const store = await lp.images.store();
+    expect(await store.listContainers()).toEqual([]);
+    expect(await store.listLayers()).toEqual([]);
+    expect((await store.check()).problems).toEqual([]);
+  });
+
+  it('prune removes only unnamed images nobody uses', async () => {
+    const fresh = await open('prune');
+    await fresh.images.pull(remote, { ctx: ctx() });
+    const kept = await fresh.images.pull(`oci:${join(env.dir, 'layout')}:v1`, { name: 'localhost/kept:1' });
+    expect(kept.id).toBe(built.configDigest.slice(7));
+    // Same image twice; make a second, different image and leave it unnamed.
+    const other = await buildBusyboxImage({
+      dir: join(env.dir, 'layout2'),
+      config: { cmd: ['true'] },
+      layers: [{ kind: 'busybox', applets: ['bin/true'] }],
+    });
+    const dangling = await fresh.images.pull(`oci:${join(env.dir, 'layout2')}:latest`, {
+      name: 'localhost/gone:1',
+    });
+    expect(dangling.id).toBe(other.configDigest.slice(7));
+    await fresh.images.untag(dangling.id);
+    expect((await fresh.images.get(dangling.id)).names).toEqual([]);
+    expect(await fresh.images.prune()).toEqual([dangling.id]);
+    expect(await fresh.images.exists(dangling.id)).toBe(false);
+    expect(await fresh.images.exists('localhost/kept:1')).toBe(true);
+    expect(await fresh.images.prune()).toEqual([]);
+  });
+});
