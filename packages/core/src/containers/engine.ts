@@ -4,6 +4,7 @@ import { conmonCreate } from '../runtime/conmon.js';
 import type { Layout } from '../runtime/layout.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
 import { isProcessAlive, readFileIfExists, sleep } from '../util/fs.js';
+import { joinedNetnsPath } from './netns-join.js';
 import type { ContainerRecord } from './record.js';
 import type { ContainerStore } from './store.js';
 
@@ -131,6 +132,10 @@ export async function initContainer(
       const ns = spec.linux?.namespaces?.find((n) => n.type === 'network');
       if (ns && netnsPath) ns.path = netnsPath;
     }
+    // network container:<id> (ns:<path> has its path in the spec since create).
+    const joined = await joinedNetnsPath(engine, record);
+    const joinedNs = joined && spec.linux?.namespaces?.find((n) => n.type === 'network');
+    if (joinedNs) joinedNs.path = joined;
     spec.root = { ...(spec.root ?? {}), path: rootfs };
     await writeFile(`${bundle}/config.json`, JSON.stringify(spec), { mode: 0o600 });
     const creating = conmonCreate({

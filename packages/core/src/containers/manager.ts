@@ -23,6 +23,7 @@ import { type ContainerInspect, inspectRecord } from './inspect.js';
 import { type ContainerSummary, ListOptions, listRecords } from './list.js';
 import { type LogLine, LogsOptions, readAllLogLines, readLogs, splitStreams } from './logs.js';
 import { newContainerId, randomName } from './names.js';
+import { normaliseJoinedNetwork } from './netns-join.js';
 import {
   ContainerCreateOptions,
   ContainerName,
@@ -117,6 +118,7 @@ export class Containers {
     waiterPid: number | undefined,
   ): Promise<{ id: string; name: string }> {
     const o = parseOptions(ContainerCreateOptions, 'container options', options);
+    o.network = await normaliseJoinedNetwork(this.engine, o.network);
     signal?.throwIfAborted();
     const id = newContainerId();
     let name = o.name ?? randomName();

@@ -55,8 +55,18 @@ export const ContainerCreateOptions = z
     /** Remove the container (record, bundle, log, layer) once it exits. */
     rm: z.boolean().default(false),
     readOnly: z.boolean().default(false),
-    /** `none` (own netns with loopback only, the default), `host`, or `bridge` (network package). */
-    network: z.enum(['none', 'host', 'bridge']).default('none'),
+    /**
+     * `none` (own netns with loopback only, the default), `host`, `bridge` (network package),
+     * `container:<id|name>` (join that container's netns and share its /etc/hosts and
+     * /etc/resolv.conf, as podman), or `ns:<path>` (join an existing netns by path).
+     */
+    network: z
+      .union([
+        z.enum(['none', 'host', 'bridge']),
+        z.string().regex(/^container:[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'expected container:<id|name>'),
+        z.string().regex(/^ns:\/[^\0]*$/, 'expected ns:<absolute path>'),
+      ])
+      .default('none'),
     /**
      * Networks of a `bridge` container (default: the default network), by name or with a static
      * `ip`/`mac` and `aliases` other containers on that network resolve (validated by the network package).
@@ -110,6 +120,22 @@ export const ContainerCreateOptions = z
   .refine((o) => (o.rootfs === undefined) !== (o.image === undefined), {
     message: 'exactly one of rootfs or image is required',
     path: ['rootfs'],
+  })
+  .superRefine((o, ctx) => {
+    // A joined netns is configured by whoever made it (podman refuses these too).
+    const joined = o.network.startsWith('container:') ? 'container' : o.network.startsWith('ns:') ? 'ns' : '';
+    if (!joined) return;
+    const refused: (keyof typeof o)[] = ['ports', 'networks'];
+    if (joined === 'container') refused.push('dns', 'dnsSearch', 'dnsOptions', 'addHosts');
+    for (const k of refused) {
+      const v = o[k];
+      if (v !== undefined && (!Array.isArray(v) || v.length > 0))
+        ctx.addIssue({
+          code: 'custom',
+          path: [k],
+          message: `cannot be set with network ${joined === 'container' ? 'container:<...>' : 'ns:<path>'}`,
+        });
+    }
   });
 export type ContainerCreateOptions = z.input<typeof ContainerCreateOptions>;
 export type ParsedCreateOptions = z.output<typeof ContainerCreateOptions>;

@@ -1,9 +1,11 @@
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DnsOptionsSchema, parseResolvConf, renderResolvConf } from '@libpod-ts/network';
 import { InvalidOptionsError } from '../errors.js';
 import { type CreateOptionsInput, specFromImage } from '../spec/index.js';
 import type { SpecBuilder } from './manager.js';
+import { joinedNetwork, sharedEtcFiles } from './netns-join.js';
 import { envList, type ParsedCreateOptions } from './options.js';
 
 /**
@@ -17,17 +19,21 @@ export function specGeneratorBuilder(containerDir: (id: string) => string): Spec
     const o = input.options;
     const userdata = join(containerDir(input.id), 'userdata');
     await mkdir(userdata, { recursive: true, mode: 0o700 });
+    const joined = joinedNetwork(o.network);
+    // container:<id> shares the target's hosts and resolv.conf (podman), when it has them.
+    const shared = joined?.kind === 'container' ? sharedEtcFiles(containerDir(joined.target)) : undefined;
+    const useShared = shared !== undefined && existsSync(shared.hosts) && existsSync(shared.resolvConf);
     const files = {
       hostname: join(userdata, 'hostname'),
-      hosts: join(userdata, 'hosts'),
-      resolvConf: join(userdata, 'resolv.conf'),
+      hosts: useShared ? shared.hosts : join(userdata, 'hosts'),
+      resolvConf: useShared ? shared.resolvConf : join(userdata, 'resolv.conf'),
       containerEnv: join(userdata, '.containerenv'),
     };
     await Promise.all([
       writeFile(files.hostname, `${input.hostname}\n`),
       // bridge containers: rewritten in place by the network package at init (own IPs, peers).
-      writeFile(files.hosts, hostsFile(input.hostname, o.addHosts)),
-      resolvConf(o).then((text) => writeFile(files.resolvConf, text)),
+      useShared ? undefined : writeFile(files.hosts, hostsFile(input.hostname, o.addHosts)),
+      useShared ? undefined : resolvConf(o).then((text) => writeFile(files.resolvConf, text)),
       writeFile(files.containerEnv, `engine="libpod-ts"\nid="${input.id}"\n`),
     ]);
     const env: Record<string, string> = {};
@@ -53,6 +59,10 @@ export function specGeneratorBuilder(containerDir: (id: string) => string): Spec
       cgroupsPath: input.cgroupsPath,
       etcFiles: files,
       ...(o.network === 'host' ? { namespaces: { ...(extra.namespaces ?? {}), network: 'host' } } : {}),
+      // container:<id> gets its path at init (the target's namespace then).
+      ...(joined?.kind === 'ns'
+        ? { namespaces: { ...(extra.namespaces ?? {}), network: { path: joined.path } } }
+        : {}),
     };
     const spec = await specFromImage(input.imageConfig as never, input.rootfs, createOptions);
     return spec as unknown as Record<string, unknown>;
