@@ -121,7 +121,9 @@ export async function createEngine(
     ...(network?.integrations ?? {}),
     ...(o.integrations ?? {}),
   };
-  return { layout, store, runtime, conmonPath, events, exitCommand, integrations, storage, network };
+  const engine = { layout, store, runtime, conmonPath, events, exitCommand, integrations, storage, network };
+  network?.bindEngine(engine);
+  return engine;
 }
 
 /**

@@ -1,7 +1,14 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type NetworkRequest, NetworkManager, type PortMapping } from '@libpod-ts/network';
+import {
+  type AttachedInterface,
+  InvalidNetworkInputError,
+  type NetworkManagerOptions,
+  type NetworkRequest,
+  NetworkManager,
+  type PortMapping,
+} from '@libpod-ts/network';
 import type { Engine, Integrations, NetworkSetup } from './containers/engine.js';
 import type { ContainerRecord } from './containers/record.js';
 import { isProcessAlive } from './util/fs.js';
@@ -27,16 +34,25 @@ const ACTIVE = new Set(['created', 'running', 'paused', 'stopped']);
  */
 export class NetworkIntegration {
   private mgr: NetworkManager | undefined;
+  private engine: Engine | undefined;
 
   constructor(readonly settings: NetworkSettings) {}
 
+  /** The engine whose container records `connect`/`disconnect` keep current (set by createEngine). */
+  bindEngine(engine: Engine): void {
+    this.engine = engine;
+  }
+
   manager(): NetworkManager {
-    this.mgr ??= new NetworkManager({
-      root: this.settings.root,
-      runRoot: this.settings.runRoot,
-      ...(this.settings.defaultNetwork ? { defaultNetwork: this.settings.defaultNetwork } : {}),
-      ...(this.settings.extraConfigDirs ? { extraConfigDirs: this.settings.extraConfigDirs } : {}),
-    });
+    this.mgr ??= new ContainerNetworkManager(
+      {
+        root: this.settings.root,
+        runRoot: this.settings.runRoot,
+        ...(this.settings.defaultNetwork ? { defaultNetwork: this.settings.defaultNetwork } : {}),
+        ...(this.settings.extraConfigDirs ? { extraConfigDirs: this.settings.extraConfigDirs } : {}),
+      },
+      () => this.engine,
+    );
     return this.mgr;
   }
 
@@ -70,17 +86,7 @@ export class NetworkIntegration {
         undefined,
         hooks,
       );
-      const att = await this.manager().inspectAttachment(r.id);
-      return {
-        netnsPath: res.netnsPath,
-        status: {
-          interfaces: res.interfaces.map((i) => ({
-            ...i,
-            aliases: att?.networks.find((n) => n.name === i.network)?.aliases ?? [],
-          })),
-          ports: res.ports,
-        },
-      };
+      return { netnsPath: res.netnsPath, status: await statusOf(this.manager(), r.id, res.ports) };
     },
     teardownNetwork: async (r: ContainerRecord) => {
       await this.manager().teardown(r.id);
@@ -124,5 +130,122 @@ export class NetworkIntegration {
   private containerDir(r: ContainerRecord): string {
     // The record's log lives in its container dir (<root>/containers/<id>/ctr.log).
     return r.logPath.slice(0, r.logPath.lastIndexOf('/'));
+  }
+}
+
+type NetStatus = NonNullable<NonNullable<ContainerRecord['network']>['status']>;
+
+/** What inspect shows of a container's attachments, from the network package's record. */
+async function statusOf(mgr: NetworkManager, id: string, ports: NetStatus['ports']): Promise<NetStatus> {
+  const att = await mgr.inspectAttachment(id);
+  return {
+    interfaces: (att?.networks ?? []).map((n) => ({
+      network: n.name,
+      ifName: n.ifName,
+      ...(n.mac ? { mac: n.mac } : {}),
+      addresses: n.addresses,
+      gateways: n.gateways,
+      aliases: n.aliases,
+    })),
+    ports,
+  };
+}
+
+const ATTACHED = new Set(['created', 'running', 'paused']);
+
+/**
+ * `lp.networks`: the network package's manager whose connect/disconnect take a container name
+ * or id of the store and keep its record current, as podman's `network connect/disconnect`:
+ * the record's network list (what the next start attaches), and for a container with a live
+ * attachment the CNI ADD/DEL now, the status inspect reports, and the hosts files of the
+ * container and its peers (rewritten in place by the network package). Both run under the
+ * container's record lock, so an exit handled concurrently either sees the new network (and
+ * tears it down) or happens first (then only the list changes). Ids that name no container of
+ * the store go to the network package unchanged.
+ */
+class ContainerNetworkManager extends NetworkManager {
+  constructor(
+    opts: NetworkManagerOptions,
+    private readonly engineRef: () => Engine | undefined,
+  ) {
+    super(opts);
+  }
+
+  async #container(nameOrId: string): Promise<ContainerRecord | undefined> {
+    const engine = this.engineRef();
+    if (!engine) return undefined;
+    const r = await engine.store.resolve(nameOrId).catch(() => undefined);
+    if (r && r.network?.mode !== 'bridge') {
+      throw new InvalidNetworkInputError(
+        'container',
+        `container ${r.name} has network mode ${String(r.hostConfig.NetworkMode ?? 'none')}; only bridge containers connect to networks`,
+      );
+    }
+    return r;
+  }
+
+  #listed(r: ContainerRecord): NonNullable<ContainerRecord['network']>['networks'] {
+    const list = r.network?.networks ?? [];
+    // An empty list means the default network.
+    return list.length ? list : [this.options.defaultNetwork.name];
+  }
+
+  override async connect(
+    nameOrId: string,
+    network: NetworkRequest | string,
+    signal?: AbortSignal,
+  ): Promise<AttachedInterface> {
+    const c = await this.#container(nameOrId);
+    if (!c) return super.connect(nameOrId, network, signal);
+    const name = typeof network === 'string' ? network : network.name;
+    let out: AttachedInterface = { network: name, ifName: '', addresses: [], gateways: [] };
+    await this.engineRef()!.store.update(c.id, async (r) => {
+      const listed = this.#listed(r);
+      if (listed.some((n) => (typeof n === 'string' ? n : n.name) === name)) {
+        throw new InvalidNetworkInputError('network', `container ${r.name} is already connected to ${name}`);
+      }
+      let status = r.network?.status;
+      if (ATTACHED.has(r.state.status) && (await this.inspectAttachment(r.id))) {
+        out = await super.connect(r.id, network, signal);
+        status = await statusOf(this, r.id, status?.ports ?? []);
+      } else {
+        await this.inspectNetwork(name); // NetworkNotFoundError now, not at the next start
+      }
+      return {
+        ...r,
+        network: { ...r.network!, networks: [...listed, network as never], status },
+      };
+    });
+    return out;
+  }
+
+  override async disconnect(
+    nameOrId: string,
+    network: string,
+    o: { signal?: AbortSignal | undefined } = {},
+  ): Promise<void> {
+    const c = await this.#container(nameOrId);
+    if (!c) return super.disconnect(nameOrId, network, o);
+    await this.engineRef()!.store.update(c.id, async (r) => {
+      const listed = this.#listed(r);
+      const attached = (await this.inspectAttachment(r.id))?.networks.some((n) => n.name === network);
+      if (!attached && !listed.some((n) => (typeof n === 'string' ? n : n.name) === network)) {
+        await super.disconnect(r.id, network, o); // throws NotAttachedError
+      }
+      let status = r.network?.status;
+      if (attached) {
+        await super.disconnect(r.id, network, o);
+        status = await statusOf(this, r.id, status?.ports ?? []);
+        if (status.interfaces.length === 0) status = { ...status, ports: [] };
+      }
+      return {
+        ...r,
+        network: {
+          ...r.network!,
+          networks: listed.filter((n) => (typeof n === 'string' ? n : n.name) !== network),
+          status,
+        },
+      };
+    });
   }
 }
