@@ -21,11 +21,14 @@ import {
   type BuiltImage,
   buildBusyboxImage,
   inspectWithSkopeo,
+  makeTempDir,
   pushWithSkopeo,
   type RigRegistry,
+  removeTempDir,
   skopeo,
   startRegistry,
 } from '@libpod-ts/test-rig';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerSkipReason, makeTestEnv, type TestEnv } from './container-fixtures.js';
 
@@ -117,7 +120,10 @@ describe.skipIf(skip !== undefined)('lp.images: pull, tag, push, save/load, insp
     expect(ins.Config.Cmd).toEqual(['cat', '/etc/motd']);
     expect(ins.Labels).toEqual({ 'org.example.kind': 'rig' });
     expect(ins.RootFS).toEqual({ Type: 'layers', Layers: built.config.rootfs.diff_ids });
-    expect(ins.Size).toBe(built.layers.reduce((n, l) => n + l.tarSize, 0));
+    // Layers plus config and manifest, as containers/storage counts an image's size.
+    const manifestSize = built.manifestDescriptor.size;
+    const configSize = built.manifest.config.size;
+    expect(ins.Size).toBe(built.layers.reduce((n, l) => n + l.tarSize, 0) + manifestSize + configSize);
     expect(ins.History.map((h) => h.created_by)).toEqual(built.config.history.map((h) => h.created_by));
     expect(ins.ManifestType).toBe(built.manifest.mediaType);
     expect(ins.GraphDriver.Name).toBe(driver);
@@ -262,6 +268,63 @@ describe.skipIf(skip !== undefined)('lp.images: pull, tag, push, save/load, insp
     expect(bad.code).toBe('ERR_INVALID_IMAGE_ARCHIVE');
     expect(existsSync(join(env.dir, 'x'))).toBe(false);
   });
+
+  it.skipIf(!existsSync('/usr/bin/podman'))(
+    'interoperates with podman save/load (private podman root, vfs)',
+    async () => {
+      // podman refuses a runroot longer than 50 characters: a short temp dir of its own.
+      const pd = await makeTempDir('pd');
+      const podman = (args: string[]) =>
+        execa('podman', [
+          '--root',
+          join(pd, 'root'),
+          '--runroot',
+          join(pd, 'run'),
+          '--tmpdir',
+          join(pd, 'tmp'),
+          '--storage-driver',
+          'vfs',
+          '--events-backend',
+          'none',
+          '--cgroup-manager',
+          'cgroupfs',
+          ...args,
+        ]);
+      try {
+        // Ours -> podman load.
+        const ours = join(env.dir, 'for-podman.tar');
+        await lp.images.save(['mytest'], { output: ours });
+        expect((await podman(['load', '-i', ours])).stdout).toContain('localhost/mytest:latest');
+        const pin = JSON.parse((await podman(['image', 'inspect', 'localhost/mytest:latest'])).stdout)[0];
+        const mine = await lp.images.inspect('mytest');
+        expect(pin.Id).toBe(mine.Id);
+        expect(pin.RootFS.Layers).toEqual(mine.RootFS.Layers);
+        expect(pin.Config.Env).toEqual(mine.Config.Env);
+        expect(pin.Labels).toEqual(mine.Labels);
+        expect(pin.Architecture).toBe(mine.Architecture);
+        expect(pin.Created).toBe(mine.Created);
+        expect(pin.History).toEqual(mine.History);
+        expect(pin.Config).toEqual(mine.Config);
+
+        // podman save (docker-archive and oci-archive) -> our load.
+        await podman(['tag', 'localhost/mytest:latest', 'podman/made:1']);
+        const dockerArchive = join(env.dir, 'from-podman.tar');
+        const ociArchive = join(env.dir, 'from-podman.oci.tar');
+        await podman(['save', '--format', 'docker-archive', '-o', dockerArchive, 'localhost/podman/made:1']);
+        await podman(['save', '--format', 'oci-archive', '-o', ociArchive, 'localhost/podman/made:1']);
+        const fresh = await open('from-podman');
+        expect(await fresh.images.load(dockerArchive)).toEqual(['localhost/podman/made:1']);
+        expect((await fresh.images.inspect('podman/made:1')).Id).toBe(mine.Id);
+        await fresh.images.remove('localhost/podman/made:1');
+        const fromOci = await fresh.images.load(ociArchive);
+        expect(fromOci).toHaveLength(1);
+        expect((await fresh.images.inspect(fromOci[0]!)).Id).toBe(mine.Id);
+      } finally {
+        // Its own root only (vfs: no mounts); nothing of the host's podman state is touched.
+        await removeTempDir(pd);
+      }
+    },
+  );
 
   it('remove follows podman rmi: untag one of several names, refuse while a container uses it, force removes the container', async () => {
     const img = await lp.images.get(remote);

@@ -49,7 +49,7 @@ export interface ImageInspect {
   Architecture: string;
   Os: string;
   Variant?: string;
-  /** Uncompressed size of the layers, bytes. */
+  /** Uncompressed size of the layers plus the stored config and manifest, bytes (as containers/storage counts). */
   Size: number;
   VirtualSize: number;
   GraphDriver: { Name: string; Data: Record<string, string> };
@@ -61,6 +61,7 @@ export interface ImageInspect {
   ManifestType: string;
   User: string;
   History: ImageHistoryEntry[];
+  /** The store keeps no history of names: the current names (what Podman shows for an image never renamed). */
   NamesHistory: string[];
 }
 
@@ -129,6 +130,7 @@ export async function inspectImage(store: Store, img: ImageRecord): Promise<Imag
   const tags = img.names.filter((n) => !n.includes('@'));
   const repoDigests = new Set(img.digests);
   if (img.manifestDigest) for (const n of img.names) repoDigests.add(`${repoOf(n)}@${img.manifestDigest}`);
+  const size = img.size + configBytes.length + (manifestBytes?.length ?? 0);
   const history: ImageHistoryEntry[] = (cfg.history ?? []).map((h) =>
     defined({
       created: h.created,
@@ -152,8 +154,8 @@ export async function inspectImage(store: Store, img: ImageRecord): Promise<Imag
     Architecture: cfg.architecture ?? '',
     Os: cfg.os ?? '',
     ...(cfg.variant ? { Variant: cfg.variant } : {}),
-    Size: img.size,
-    VirtualSize: img.size,
+    Size: size,
+    VirtualSize: size,
     GraphDriver: { Name: store.driver.name, Data: {} },
     RootFS: { Type: cfg.rootfs?.type ?? 'layers', Layers: cfg.rootfs?.diff_ids ?? [] },
     Labels: labels,
@@ -161,6 +163,6 @@ export async function inspectImage(store: Store, img: ImageRecord): Promise<Imag
     ManifestType: img.manifestMediaType ?? '',
     User: typeof config.User === 'string' ? config.User : '',
     History: history,
-    NamesHistory: [],
+    NamesHistory: [...img.names],
   };
 }
