@@ -24,10 +24,12 @@ type E = {
 async function tarOf(entries: E[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise((r) => pack.on('end', r));
+  pack.on('data', (c: unknown) => {
+    chunks.push(c as Buffer);
+  });
+  const done = new Promise<void>((r) => pack.on('end', () => r()));
   for (const e of entries) {
-    const h: tar.Headers = { name: e.name, type: e.type ?? 'file', mode: 0o644 };
+    const h: Partial<tar.Header> & { name: string } = { name: e.name, type: e.type ?? 'file', mode: 0o644 };
     if (e.linkname) h.linkname = e.linkname;
     if (e.pax) h.pax = e.pax;
     pack.entry(h, e.data ?? '');
