@@ -5,6 +5,7 @@
  */
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ImageArchiveError,
@@ -267,6 +268,48 @@ describe.skipIf(skip !== undefined)('lp.images: pull, tag, push, save/load, insp
     expect(bad).toBeInstanceOf(ImageArchiveError);
     expect(bad.code).toBe('ERR_INVALID_IMAGE_ARCHIVE');
     expect(existsSync(join(env.dir, 'x'))).toBe(false);
+  });
+
+  it('cancelled save and load leave no output, no image and no temp files; push can write Docker schema 2', async () => {
+    const tmpBefore = (await readdir(tmpdir())).filter((n) => n.startsWith('libpod-ts-docker-archive-'));
+    const out = join(env.dir, 'cancelled.tar');
+    const ac = new AbortController();
+    const saveErr = await lp.images
+      .save('mytest', {
+        output: out,
+        signal: ac.signal,
+        onProgress: (e) => e.type === 'blob-start' && e.kind === 'layer' && ac.abort(new Error('user stop')),
+      })
+      .catch((e) => e);
+    expect(saveErr.code).toBe('ERR_ABORTED');
+    expect(existsSync(out)).toBe(false);
+
+    const archive = join(env.dir, 'to-cancel.tar');
+    await lp.images.save('mytest', { output: archive });
+    const fresh = await open('cancelled-load');
+    const ac2 = new AbortController();
+    const loadErr = await fresh.images
+      .load(archive, {
+        signal: ac2.signal,
+        // After the config (written first into the store), before any layer. Aborting while a
+        // layer blob is being opened hits an unhandled stream error in @libpod-ts/image (see
+        // docs/decisions/images-api.md), so the test does not abort there.
+        onProgress: (e) => e.type === 'blob-done' && e.kind === 'config' && ac2.abort(new Error('user stop')),
+      })
+      .catch((e) => e);
+    expect(loadErr.code).toBe('ERR_ABORTED');
+    expect(await fresh.images.list()).toEqual([]);
+    const store = await fresh.images.store();
+    expect(await store.listLayers()).toEqual([]);
+    expect((await store.check()).problems).toEqual([]);
+    const tmpAfter = (await readdir(tmpdir())).filter((n) => n.startsWith('libpod-ts-docker-archive-'));
+    expect(tmpAfter.filter((n) => !tmpBefore.includes(n))).toEqual([]);
+    expect((await readdir(env.dir)).filter((n) => n.includes('.tmp-'))).toEqual([]);
+
+    const target = `${reg.host}/pushed/busybox:v2s2`;
+    await lp.images.push('mytest', target, { ctx: ctx(), format: 'docker' });
+    const raw = await inspectWithSkopeo(target, reg, { raw: true });
+    expect(raw.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
   });
 
   it.skipIf(!existsSync('/usr/bin/podman'))(
