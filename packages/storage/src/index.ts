@@ -64,6 +64,7 @@ export {
 } from './errors.js';
 export { openStore, Store, type StoreOptions } from './store/store.js';
 export type { CreateLayerOptions, CreateLayerResult, LayerProgress } from './store/layers.js';
+export type { StreamDigest } from './archive/gunzip-worker.js';
 export { EMPTY_TAR_DIFFID } from './store/layers.js';
 export type { CreateImageOptions, DeleteImageResult, HistoryEntry } from './store/images.js';
 export type {

@@ -8,7 +8,6 @@
  * incomplete/deleting layer is removed by whoever finds it (openStore, repair, or a createLayer
  * of the same ID). Only a transaction that holds the database lock changes a state.
  */
-import { createHash } from 'node:crypto';
 import { rm, stat } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,7 +37,7 @@ import {
   holder,
 } from './records.js';
 import { SplitRecorder, rebuildTar } from './tarsplit.js';
-import { uncompressed } from './uncompress.js';
+import { type StreamDigest, uncompressed } from './uncompress.js';
 
 export interface LayerProgress {
   /** Uncompressed bytes applied so far. */
@@ -79,6 +78,13 @@ export interface CreateLayerOptions {
    * Requires `id`.
    */
   parentPending?: Promise<string>;
+  /**
+   * Checks the sha256 digest and size of the bytes read from `tar` (the compressed blob), after
+   * the diffID check and before the layer becomes complete; whatever it throws removes the layer
+   * and is rethrown. The store computes them anyway (off the main thread for large gzip layers),
+   * so a caller needs no hash of its own.
+   */
+  verifyInput?: (input: StreamDigest) => void;
   /** @internal runs in the completing transaction (e.g. writes the container record). */
   onComplete?: (tx: Tx, layer: LayerRecord) => Promise<void>;
 }
@@ -87,6 +93,8 @@ export interface CreateLayerResult {
   layer: LayerRecord;
   /** false when a complete layer with this ID already existed (the tar was not read). */
   created: boolean;
+  /** sha256 and size of the bytes read from `tar` (set when the layer was created from a tar). */
+  input?: StreamDigest;
 }
 
 const POLL_MS = 50;
@@ -173,29 +181,30 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
       const driverParent = opts.parentPending ? undefined : parentId;
       await ctx.driver.createLayer(layerId, driverParent);
       let diffID: string | undefined;
+      let input: StreamDigest | undefined;
       let uncompressedSize = 0;
       let size = 0;
       if (opts.tar) {
+        // Decompression and both digests (input blob, diffID) are computed off this thread for
+        // large gzip layers (store/uncompress.ts); this thread parses, records and applies.
         const plain = await uncompressed(opts.tar, signal);
-        const hash = createHash('sha256');
         const rec = new SplitRecorder(tarSplitPath(ctx.layout, layerId));
         recorder = rec;
-        const hasher = new Transform({
+        const tap = new Transform({
+          highWaterMark: 1 << 20,
           transform(chunk: Buffer, _enc, cb) {
             try {
-              hash.update(chunk);
               rec.write(chunk);
             } catch (err) {
               cb(err as Error);
               return;
             }
-            uncompressedSize += chunk.length;
             cb(null, chunk);
           },
         });
-        plain.on('error', (err) => hasher.destroy(err));
-        plain.pipe(hasher);
-        const res = await ctx.driver.applyDiff(layerId, driverParent, hasher, {
+        plain.stream.on('error', (err) => tap.destroy(err));
+        plain.stream.pipe(tap);
+        const res = await ctx.driver.applyDiff(layerId, driverParent, tap, {
           signal,
           limits: opts.limits,
           parentChain: claim.chain,
@@ -203,15 +212,20 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
             ? (p) => opts.onProgress?.({ bytes: p.bytes, entries: p.entries })
             : undefined,
         });
-        // applyDiff stops at end-of-archive: hash the padding that may follow, so the diffID
+        // applyDiff stops at end-of-archive: read the padding that may follow, so the diffID
         // covers the whole stream as the image-spec defines it.
-        await drain(hasher);
+        await drain(tap);
         await rec.finish();
+        const digests = await plain.digests;
         size = res.size;
-        diffID = `sha256:${hash.digest('hex')}`;
+        diffID = digests.output.digest;
+        uncompressedSize = digests.output.size;
         if (opts.expectedDiffID !== undefined && diffID !== opts.expectedDiffID) {
           throw new DiffIDMismatchError(opts.expectedDiffID, diffID);
         }
+        input = digests.input;
+        // Before the layer is complete: a blob that fails its digest never becomes visible.
+        opts.verifyInput?.(input);
       } else if ((opts.kind ?? 'image') === 'image') {
         diffID = EMPTY_TAR_DIFFID;
       }
@@ -258,7 +272,7 @@ export async function createLayer(ctx: Ctx, opts: CreateLayerOptions): Promise<C
         await opts.onComplete?.(tx, done);
         return done;
       });
-      return { layer: layer, created: true };
+      return { layer: layer, created: true, input };
     } catch (err) {
       opts.tar?.destroy();
       await recorder?.abort();

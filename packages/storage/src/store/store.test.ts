@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { readFile, rm, stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -9,6 +11,13 @@ import { digestOf, gz, makeTar, streamOf } from './testing/tars.js';
 
 let dir: string;
 let store: Store;
+
+/** `b` in `size`-byte chunks, like network reads. */
+const chunks = (b: Buffer, size: number) => {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < b.length; i += size) parts.push(b.subarray(i, i + size));
+  return Readable.from(parts, { objectMode: false });
+};
 
 async function open(): Promise<Store> {
   return openStore({
@@ -124,6 +133,46 @@ describe('layers', () => {
         code: 'ERR_MALFORMED_ARCHIVE',
       });
     }
+    expect(await store.listLayers()).toEqual([]);
+    expect((await store.check()).problems).toEqual([]);
+  });
+
+  it('reports the input digest on every path (plain, small gzip, large gzip in a worker); verifyInput can refuse before the layer is complete', async () => {
+    const big = randomBytes(5 << 20).toString('base64'); // gzip of it > WORKER_MIN_INPUT
+    for (const content of ['small', big]) {
+      const tar = await makeTar([{ name: 'f', content }]);
+      for (const blob of [tar, gz(tar)]) {
+        const seen: string[] = [];
+        const r = await store.createLayer({
+          tar: chunks(blob, 64 * 1024),
+          expectedDiffID: digestOf(tar),
+          verifyInput: (i) => {
+            seen.push(i.digest);
+            expect(i.size).toBe(blob.length);
+          },
+        });
+        expect(r.input).toEqual({ digest: digestOf(blob), size: blob.length });
+        expect(seen).toEqual([digestOf(blob)]);
+        await store.deleteLayer(r.layer.id);
+      }
+      const refused = new Error('blob digest does not match the manifest');
+      await expect(
+        store.createLayer({
+          tar: chunks(gz(tar), 64 * 1024),
+          expectedDiffID: digestOf(tar),
+          verifyInput: () => {
+            throw refused;
+          },
+        }),
+      ).rejects.toBe(refused);
+      expect(await store.listLayers()).toEqual([]);
+    }
+    // a large corrupt gzip fails in the worker: typed, nothing left
+    const z = Buffer.from(gz(await makeTar([{ name: 'f', content: big }])));
+    z.fill(0xff, 2 << 20, (2 << 20) + 4096);
+    await expect(store.createLayer({ tar: chunks(z, 64 * 1024) })).rejects.toMatchObject({
+      code: 'ERR_MALFORMED_ARCHIVE',
+    });
     expect(await store.listLayers()).toEqual([]);
     expect((await store.check()).problems).toEqual([]);
   });

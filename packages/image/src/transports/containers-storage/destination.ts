@@ -21,9 +21,8 @@
  * lease, which deletes the layers nothing else uses. A killed process's lease is released by the
  * next openStore().
  */
-import { createHash } from 'node:crypto';
 import { type Readable, Transform } from 'node:stream';
-import { chainIdOf, type Store } from '@libpod-ts/storage';
+import type { Store } from '@libpod-ts/storage';
 import { digestBytes, readCapped, verifyBytes } from '../../digest/digest.js';
 import { DigestMismatchError, ImageError, SizeMismatchError, UnsupportedError } from '../../errors.js';
 import { MediaTypes } from '../../manifest/media-types.js';
@@ -132,6 +131,9 @@ export class StorageDestination extends Closable implements ImageDestination {
       throw new SizeMismatchError({ object, expected: blob.size, actual: bytes.length });
     }
     const cfg = parseImageConfig(bytes, object);
+    // Loaded here, not at import: copies that never touch a store never load storage's graph
+    // (~12 MiB of RSS: level, the xattr addon). The caller's open Store already loaded it.
+    const { chainIdOf } = await import('@libpod-ts/storage');
     this.config = bytes;
     let chain: string | undefined;
     this.slots = cfg.rootfs.diff_ids.map((d) => {
@@ -171,34 +173,36 @@ export class StorageDestination extends Closable implements ImageDestination {
       const prev = index > 0 ? this.slots[index - 1]! : undefined;
       const parent = parallel ? chainHex(prev!.chainID) : await prev?.layerId;
       const lease = await this.getLease();
-      const hash = createHash('sha256');
       let size = 0;
       const counter = new Transform({
         transform(chunk: Buffer, _e, cb) {
-          hash.update(chunk);
           size += chunk.length;
           options.onProgress?.(size);
           cb(null, chunk);
         },
       });
       stream.on('error', (e) => counter.destroy(e));
-      const { layer, created } = await this.store.createLayer({
+      // The store hashes the blob (off the main thread for large gzip layers) and calls
+      // verifyInput before the layer becomes complete: a blob with the wrong digest never shows.
+      const { layer, created, input } = await this.store.createLayer({
         parent,
         tar: stream.pipe(counter),
         expectedDiffID: diffID,
         id: chainHex(slot.chainID),
         lease,
         signal: options.signal,
+        verifyInput: ({ digest, size }) => {
+          if (blob.digest && blob.digest !== digest) {
+            throw new DigestMismatchError({ object, expected: blob.digest, actual: digest });
+          }
+          if (blob.size !== undefined && blob.size >= 0 && blob.size !== size) {
+            throw new SizeMismatchError({ object, expected: blob.size, actual: size });
+          }
+        },
         ...(parallel ? { parentPending: prev!.layerId } : {}),
       });
-      if (created) {
-        const digest = `sha256:${hash.digest('hex')}`;
-        if (blob.digest && blob.digest !== digest) {
-          throw new DigestMismatchError({ object, expected: blob.digest, actual: digest });
-        }
-        if (blob.size !== undefined && blob.size >= 0 && blob.size !== size) {
-          throw new SizeMismatchError({ object, expected: blob.size, actual: size });
-        }
+      if (created && input) {
+        const { digest, size } = input;
         await this.store.recordBlobDigest(layer.id, digest, size);
         slot.resolve(layer.id);
         this.createDuplicates(diffID, layer.id, options.signal);
