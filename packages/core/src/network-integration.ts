@@ -9,9 +9,9 @@ import {
   NetworkManager,
   type PortMapping,
 } from '@libpod-ts/network';
-import type { Engine, Integrations, NetworkSetup } from './containers/engine.js';
+import type { Engine, HeldPorts, Integrations, NetworkSetup } from './containers/engine.js';
 import type { ContainerRecord } from './containers/record.js';
-import { isProcessAlive } from './util/fs.js';
+import { isProcessAlive, sleep } from './util/fs.js';
 
 export interface NetworkSettings {
   root: string;
@@ -59,8 +59,13 @@ export class NetworkIntegration {
   readonly integrations: Integrations = {
     setupNetwork: async (
       r: ContainerRecord,
-      hooks?: { onNetnsReady?: (path: string) => void },
+      hooks?: { onNetnsReady?: (path: string, held?: HeldPorts) => void },
     ): Promise<NetworkSetup> => {
+      // Published ports are bound here and held by conmon. A restart from the exit hook runs
+      // while the previous conmon (the hook's parent) still holds them: its hold does not count,
+      // and the descriptors the hook inherited from it are handed on to the new conmon.
+      const prev = r.state.conmonPid;
+      const heldBy = prev ? [prev, ...(process.ppid === prev ? [process.pid] : [])] : [];
       const userdata = join(this.containerDir(r), 'userdata');
       const res = await this.manager().setup(
         {
@@ -84,12 +89,19 @@ export class NetworkIntegration {
           ...(r.network?.dns ? { dns: r.network.dns } : {}),
         },
         undefined,
-        hooks,
+        { ...hooks, holdPorts: { heldBy } },
       );
       return { netnsPath: res.netnsPath, status: await statusOf(this.manager(), r.id, res.ports) };
     },
     teardownNetwork: async (r: ContainerRecord) => {
       await this.manager().teardown(r.id);
+      // The published ports are free again only once conmon (their holder) is gone; it exits
+      // right after its exit command, normally long before the DELs end. Not from the exit hook
+      // itself: conmon waits for it.
+      const conmon = r.state.conmonPid;
+      if (r.network?.ports.length && conmon && process.ppid !== conmon) {
+        for (let i = 0; i < 400 && isProcessAlive(conmon) && !(await isZombie(conmon)); i++) await sleep(5);
+      }
     },
   };
 
@@ -248,4 +260,8 @@ class ContainerNetworkManager extends NetworkManager {
       };
     });
   }
+}
+
+async function isZombie(pid: number): Promise<boolean> {
+  return /\) Z /.test(await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ''));
 }

@@ -69,4 +69,5 @@ export {
   type TeardownReport,
 } from './manager.js';
 export { NetnsDir } from './netns/netns.js';
+export { type HeldPorts, holdPorts } from './ports/hold.js';
 export { type PortMapping, PortMappingSchema, type ResolvedPort } from './ports/ports.js';

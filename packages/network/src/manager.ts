@@ -39,6 +39,7 @@ import { deleteLink } from './host/links.js';
 import { pruneSharedChains, removeMasqChain } from './host/iptables.js';
 import { cidrAddress, contains, formatIp, parseCidr, parseIp } from './ip/cidr.js';
 import { mountPoints, NetnsDir } from './netns/netns.js';
+import { type HeldPorts, holdPorts } from './ports/hold.js';
 import { type ResolvedPort, resolvePorts, toCniPortMappings } from './ports/ports.js';
 import { isEnoent, readIfExists } from './util/fs.js';
 import { KeyedMutex, withFileLock } from './util/lock.js';
@@ -344,6 +345,7 @@ export class NetworkManager {
     req: z.output<typeof AttachRequestSchema>,
     ownsNetns: boolean,
     signal?: AbortSignal,
+    resolved?: ResolvedPort[],
   ): Promise<AttachResult> {
     const names = new Set<string>();
     const ifs = new Set<string>();
@@ -368,7 +370,7 @@ export class NetworkManager {
       state: 'setting-up',
       pid: process.pid,
     };
-    await this.#doAttach(record, req.networks, loaded, req.portMappings, signal);
+    await this.#doAttach(record, req.networks, loaded, req.portMappings, signal, resolved);
     await this.#registerHosts(record, req.hosts);
     return toResult(record);
   }
@@ -379,22 +381,29 @@ export class NetworkManager {
     loaded: LoadedNetwork[],
     portMappings: z.output<typeof AttachRequestSchema>['portMappings'],
     signal?: AbortSignal,
+    resolved?: ResolvedPort[],
   ): Promise<void> {
     if (!(await exists(record.netnsPath))) {
       throw new InvalidNetworkInputError('netnsPath', `${record.netnsPath} does not exist`);
     }
     const used = new Set(nets.map((n) => n.interface).filter((x): x is string => !!x));
-    // Port choice and recording happen under one lock so two processes cannot take one port.
-    await withFileLock(
-      join(this.options.stateDir, 'ports.lock'),
-      async () => {
-        record.ports = portMappings.length
-          ? await resolvePorts(portMappings, await this.#takenPorts(record.containerId))
-          : [];
-        await this.#records.put(record);
-      },
-      signal,
-    );
+    if (resolved) {
+      // Chosen (and held) by setup before the netns existed.
+      record.ports = resolved;
+      await this.#records.put(record);
+    } else {
+      // Port choice and recording happen under one lock so two processes cannot take one port.
+      await withFileLock(
+        join(this.options.stateDir, 'ports.lock'),
+        async () => {
+          record.ports = portMappings.length
+            ? await resolvePorts(portMappings, await this.#takenPorts(record.containerId))
+            : [];
+          await this.#records.put(record);
+        },
+        signal,
+      );
+    }
     try {
       for (const [i, n] of nets.entries()) {
         const ifName = n.interface ?? nextIf(used);
@@ -592,8 +601,18 @@ export class NetworkManager {
       /**
        * Called once the netns exists (before the CNI ADDs), so a runtime may create the
        * container in it meanwhile; the hosts and resolv.conf files are written in place later.
+       * With `holdPorts`, `held` carries the bound host ports: from this call on the callee
+       * owns them (passes `held.fds` to the container's long-lived parent, then `held.close()`),
+       * also when setup fails later.
        */
-      onNetnsReady?: (path: string) => void;
+      onNetnsReady?: (path: string, held?: HeldPorts) => void;
+      /**
+       * Bind the published host ports and keep them (podman's reservation), before anything
+       * else is created: a port a host process holds fails with PortInUseError first. Without
+       * an onNetnsReady to take them, they are closed when setup returns. `heldBy`: processes
+       * whose hold does not count (a restarting container's previous conmon; see holdPorts).
+       */
+      holdPorts?: boolean | { heldBy?: readonly number[] };
     } = {},
   ): Promise<SetupResult> {
     const p = SetupRequestSchema.safeParse(input);
@@ -626,9 +645,30 @@ export class NetworkManager {
     }
     const netnsPath = placeholder.netnsPath || undefined;
     let result: AttachResult = { interfaces: [], ips: [], ports: [] };
+    let held: HeldPorts | undefined;
+    let resolved: ResolvedPort[] | undefined;
     try {
+      if (hooks.holdPorts && mode.mode === 'bridge' && req.portMappings.length) {
+        const heldBy = typeof hooks.holdPorts === 'object' ? (hooks.holdPorts.heldBy ?? []) : [];
+        await withFileLock(
+          join(this.options.stateDir, 'ports.lock'),
+          async () => {
+            const ports = await resolvePorts(req.portMappings, await this.#takenPorts(req.containerId), {
+              heldBy,
+            });
+            held = await holdPorts(ports, { heldBy });
+            resolved = ports;
+            await this.#records.put({ ...placeholder, ports });
+          },
+          signal,
+        );
+      }
       if (owns) await this.#netns.create(req.containerId, signal);
-      if (netnsPath) hooks.onNetnsReady?.(netnsPath);
+      if (netnsPath && hooks.onNetnsReady) {
+        const h = held;
+        held = undefined;
+        hooks.onNetnsReady(netnsPath, h);
+      }
       if (mode.mode === 'bridge') {
         const networks = req.networks?.length ? req.networks : [{ name: this.options.defaultNetwork.name }];
         const attachReq = AttachRequestSchema.parse({
@@ -639,7 +679,9 @@ export class NetworkManager {
           portMappings: req.portMappings,
           hosts: req.hosts,
         });
-        result = await this.#mutex.run(req.containerId, () => this.#attachParsed(attachReq, true, signal));
+        result = await this.#mutex.run(req.containerId, () =>
+          this.#attachParsed(attachReq, true, signal, resolved),
+        );
       } else {
         await this.#records.put({ ...placeholder, state: 'ready' });
         if (req.hosts) await this.#registerHosts(placeholder, req.hosts);
@@ -654,6 +696,8 @@ export class NetworkManager {
       if (!(await this.#records.get(req.containerId))) await this.#records.put(placeholder);
       await this.teardown(req.containerId).catch(() => {});
       throw err;
+    } finally {
+      (held as HeldPorts | undefined)?.close();
     }
     return { ...result, netnsPath, mode: mode.mode };
   }

@@ -1,6 +1,7 @@
-import { mkdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { existsSync, rmSync, statSync } from 'node:fs';
+import { mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import type { EventAction, EventLog } from '../events/events.js';
-import { conmonCreate } from '../runtime/conmon.js';
+import { conmonCreate, conmonSupports } from '../runtime/conmon.js';
 import type { Layout } from '../runtime/layout.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
 import { isProcessAlive, readFileIfExists, sleep } from '../util/fs.js';
@@ -26,9 +27,18 @@ export interface Integrations {
    */
   setupNetwork?(
     record: ContainerRecord,
-    hooks?: { onNetnsReady?: (path: string) => void },
+    hooks?: {
+      /** The netns exists; `held`: published host ports to hand to conmon, then close (owned from here). */
+      onNetnsReady?: (path: string, held?: HeldPorts) => void;
+    },
   ): Promise<NetworkSetup>;
   teardownNetwork?(record: ContainerRecord): Promise<void>;
+}
+
+/** Bound host ports (the network package's HeldPorts): conmon inherits `fds` and keeps them. */
+export interface HeldPorts {
+  readonly fds: readonly number[];
+  close(): void;
 }
 
 export interface NetworkSetup {
@@ -107,6 +117,7 @@ export async function initContainer(
   let netnsPath = record.network?.netnsPath;
   let netStatus: NetworkSetup['status'];
   let networkSetup: Promise<NetworkSetup> | undefined;
+  let held: HeldPorts | undefined;
   const spec = (await engine.store.readSpec(record.id)) as {
     root?: { path: string };
     linux?: { namespaces?: { type: string; path?: string }[] };
@@ -123,7 +134,12 @@ export async function initContainer(
       const netnsReady = new Promise<string | undefined>((r) => {
         ready = r;
       });
-      networkSetup = engine.integrations.setupNetwork(record, { onNetnsReady: (p) => ready(p) });
+      networkSetup = engine.integrations.setupNetwork(record, {
+        onNetnsReady: (p, h) => {
+          held = h;
+          ready(p);
+        },
+      });
       networkSetup.then(
         (n) => ready(n.netnsPath),
         () => ready(undefined),
@@ -154,8 +170,13 @@ export async function initContainer(
       terminal: record.tty,
       stdin: record.stdin,
       exitCommand: exitCommandFor(engine, record),
+      // The log of an `rm` container goes with it: conmon's fsync at exit protects nothing.
+      noSyncLog: record.autoRemove && (await conmonSupports(engine.conmonPath, '--no-sync-log')),
+      ...(held?.fds.length ? { extraFds: held.fds } : {}),
       signal,
     });
+    // conmon was spawned with its copies (synchronously, above); ours go.
+    held?.close();
     const [created, attached] = await Promise.allSettled([creating, networkSetup]);
     if (attached.status === 'rejected') throw attached.reason;
     if (created.status === 'rejected') throw created.reason;
@@ -183,6 +204,7 @@ export async function initContainer(
   } catch (err) {
     // A setup still running must finish before its teardown (it would recreate what we remove).
     await networkSetup?.catch(() => {});
+    (held as HeldPorts | undefined)?.close();
     await engine.runtime.delete(record.id, true).catch(() => {});
     await rm(bundle, { recursive: true, force: true });
     await unlink(layout.exitFile(record.id)).catch(() => {});
@@ -262,21 +284,13 @@ export async function handleExit(
       ) {
         return undefined;
       }
-      // Independent steps, in parallel (this is on the hot path of `run`). The process is gone
-      // (conmon wrote the exit file): the runtime state goes without a kill.
-      const [oom, finishedAt] = await Promise.all([
-        stat(`${engine.layout.persistDir(id)}/oom`).then(
-          () => true,
-          () => false,
-        ),
-        stat(engine.layout.exitFile(id)).then(
-          (s) => s.mtime.toISOString(),
-          () => new Date().toISOString(),
-        ),
-        engine.runtime.deleteStopped(id).catch(() => {}),
-        releaseResources(engine, r),
-      ]);
-      await rm(engine.layout.bundle(id), { recursive: true, force: true });
+      // This is on the hot path of `run`: small fs calls inline, the rest in parallel. The
+      // process is gone (conmon wrote the exit file): the runtime state goes without a kill.
+      const oom = existsSync(`${engine.layout.persistDir(id)}/oom`);
+      const exitStat = statSync(engine.layout.exitFile(id), { throwIfNoEntry: false });
+      const finishedAt = (exitStat?.mtime ?? new Date()).toISOString();
+      await Promise.all([engine.runtime.deleteStopped(id).catch(() => {}), releaseResources(engine, r)]);
+      rmSync(engine.layout.bundle(id), { recursive: true, force: true });
       transitioned = {
         ...r,
         ...(r.network ? { network: { ...r.network, status: undefined } } : {}),
@@ -371,11 +385,12 @@ export async function removeContainer(
   if (removed.rootfsSource === 'storage' && engine.integrations.removeRootfs) {
     await engine.integrations.removeRootfs(removed).catch(() => {});
   }
-  await Promise.all([
-    rm(engine.layout.bundle(id), { recursive: true, force: true }),
-    opts.keepExitFile ? undefined : unlink(engine.layout.exitFile(id)).catch(() => {}),
-    rm(`${engine.layout.socketDir}/${uuidFor(id)}`, { force: true }).catch(() => {}),
-  ]);
+  // Small files and links, inline.
+  rmSync(engine.layout.bundle(id), { recursive: true, force: true });
+  if (!opts.keepExitFile) rmSync(engine.layout.exitFile(id), { force: true });
+  try {
+    rmSync(`${engine.layout.socketDir}/${uuidFor(id)}`, { force: true });
+  } catch {}
   await engine.store.delete(id);
   await emit(engine, removed, 'remove');
   return removed;

@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { z } from 'zod';
 import { InvalidNetworkInputError, PortInUseError } from '../errors.js';
 import { parseIp } from '../ip/cidr.js';
+import { heldByAny } from './hold.js';
 
 export const PortMappingSchema = z.object({
   /** Host address to listen on; '' or absent means every address. */
@@ -82,7 +83,12 @@ const key = (p: { hostIp: string; hostPort: number; protocol: string }) => `${p.
  * Two mappings conflict when protocol and port match and either host IP is the wildcard or both
  * are equal.
  */
-export async function resolvePorts(input: PortMapping[], taken: ResolvedPort[]): Promise<ResolvedPort[]> {
+export async function resolvePorts(
+  input: PortMapping[],
+  taken: ResolvedPort[],
+  /** Processes whose hold on a port does not count (see holdPorts). */
+  o: { heldBy?: readonly number[] } = {},
+): Promise<ResolvedPort[]> {
   const out: ResolvedPort[] = [];
   const clashes = (p: ResolvedPort, list: ResolvedPort[]) =>
     list.find((q) => key(q) === key(p) && (q.hostIp === '' || p.hostIp === '' || q.hostIp === p.hostIp));
@@ -137,7 +143,7 @@ export async function resolvePorts(input: PortMapping[], taken: ResolvedPort[]):
             m.protocol,
             'mapped by another container or mapping',
           );
-        if (!(await canBind(m.hostIp, p.hostPort, m.protocol))) {
+        if (!(await canBind(m.hostIp, p.hostPort, m.protocol)) && !(await heldByAny(p, o.heldBy ?? []))) {
           throw new PortInUseError(m.hostIp, p.hostPort, m.protocol, 'bound by a host process');
         }
       }
