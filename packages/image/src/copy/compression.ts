@@ -6,7 +6,6 @@
 import { spawn } from 'node:child_process';
 import { Duplex, PassThrough } from 'node:stream';
 import { constants, createGzip } from 'node:zlib';
-import { createLayerGunzip, InflateInputBatcher } from '@libpod-ts/storage';
 import { CompressionError } from '../errors.js';
 import type { LayerCompression } from '../manifest/media-types.js';
 
@@ -59,20 +58,19 @@ function zstdProcess(args: string[], object: string): Duplex {
   return duplex;
 }
 
-/** A stream that decompresses `compression` (identity for 'none'). */
-export function decompressor(compression: LayerCompression, object: string): Duplex {
-  // storage's layer inflate path (1 MiB output chunks: 16-64 KiB chunks cost a thread-pool trip each)
-  if (compression === 'gzip') return createLayerGunzip();
-  if (compression === 'zstd') return zstdProcess(['-d', '-c', '-q'], object);
-  return new PassThrough({ highWaterMark: 1 << 16 });
-}
-
 /**
- * What goes in front of `decompressor(compression)`: gzip gets its input in >= 1 MiB writes
- * (storage's InflateInputBatcher: one zlib thread-pool round trip per write), others nothing.
+ * The stages that decompress `compression`, in pipeline order (identity for 'none'). gzip uses
+ * storage's layer inflate path: an InflateInputBatcher (>= 1 MiB writes, one zlib thread-pool
+ * round trip each) in front of createLayerGunzip (1 MiB output chunks). Storage is imported
+ * here, not at module load, so copies that never decompress do not load its module graph.
  */
-export function decompressorInputStages(compression: LayerCompression): Duplex[] {
-  return compression === 'gzip' ? [new InflateInputBatcher()] : [];
+export async function decompressionStages(compression: LayerCompression, object: string): Promise<Duplex[]> {
+  if (compression === 'gzip') {
+    const { createLayerGunzip, InflateInputBatcher } = await import('@libpod-ts/storage');
+    return [new InflateInputBatcher(), createLayerGunzip()];
+  }
+  if (compression === 'zstd') return [zstdProcess(['-d', '-c', '-q'], object)];
+  return [new PassThrough({ highWaterMark: 1 << 16 })];
 }
 
 /** A stream that compresses to `compression` (identity for 'none'). `level` as in the tools. */

@@ -36,7 +36,7 @@ import type {
   ImageSource,
   SystemContext,
 } from '../types.js';
-import { compressor, decompressor, decompressorInputStages } from './compression.js';
+import { compressor, decompressionStages } from './compression.js';
 
 export interface CopyOptions {
   /** Context for opening the source (auth, TLS, registries.conf). Defaults to `ctx`. */
@@ -459,13 +459,13 @@ async function copyLayer(
   if (!p) {
     p = (async () => {
       c.emit({ type: 'blob-start', kind: 'layer', digest: layer.digest, size: layer.size });
+      const dec = await decompressionStages(srcComp!, object);
       const { stream } = await c.src.getBlob(layer, { signal: c.signal });
       const v = new VerifyingStream({ digest: layer.digest, size: layer.size, object, onProgress: progress });
-      const dec = decompressor(srcComp!, object);
       const diff = new VerifyingStream({ digest: diffID, object: `uncompressed ${object} (diffID)` });
       const comp = compressor(target, object, c.opts.compressionLevel);
       const out = new PassThrough({ highWaterMark: 1 << 16 });
-      const stages: NodeJS.ReadWriteStream[] = [v, ...decompressorInputStages(srcComp!), dec, diff, comp];
+      const stages: NodeJS.ReadWriteStream[] = [v, ...dec, diff, comp];
       const piping = pipeline([stream, ...stages, out], { signal: c.signal });
       piping.catch(() => {});
       let stored: Descriptor;

@@ -669,7 +669,7 @@ export class RegistryClient {
     digest: string,
     offset: number,
     signal: AbortSignal | undefined,
-  ): Promise<{ res: Res; total: number; skip: number }> {
+  ): Promise<OpenedBlob> {
     const object = `blob ${this.registry}/${repo}@${digest}`;
     const res = await this.send({
       method: 'GET',
@@ -719,55 +719,23 @@ export class RegistryClient {
       discard(first.res.body);
       throw new SizeMismatchError({ object, expected: options.size, actual: first.total });
     }
-    const self = this;
-    // Bodies we hold but may never read (the consumer can destroy the stream before the first
-    // read) must not raise unhandled 'error' events, and are destroyed with the stream.
-    let current = first.res.body;
-    current.on('error', () => {});
-    async function* gen(): AsyncGenerator<Buffer> {
-      let cur = first;
-      let pos = start;
-      let resumes = 0;
-      for (;;) {
-        let skip = cur.skip;
-        try {
-          for await (const chunk of cur.res.body as AsyncIterable<Buffer>) {
-            let c = chunk;
-            if (skip > 0) {
-              if (c.length <= skip) {
-                skip -= c.length;
-                continue;
-              }
-              c = c.subarray(skip);
-              skip = 0;
-            }
-            pos += c.length;
-            if (total >= 0 && pos > total)
-              throw new SizeMismatchError({ object, expected: total, actual: pos });
-            yield c;
-          }
-        } catch (err) {
-          discard(cur.res.body);
-          if (err instanceof ImageError) throw err;
-          const canResume =
-            self.isRetryable(err) ||
-            (err as { code?: string }).code === 'UND_ERR_ABORTED' ||
-            (err as Error).message === 'aborted';
-          if (canResume && !options.signal?.aborted && resumes < self.retries && total >= 0 && pos < total) {
-            await self.backoff(resumes++, options.signal);
-            cur = await self.openBlob(repo, digest, pos, options.signal);
-            current = cur.res.body;
-            current.on('error', () => {});
-            continue;
-          }
-          throw self.mapNetError(err, object, options.signal);
-        }
-        if (total >= 0 && pos < total) throw new SizeMismatchError({ object, expected: total, actual: pos });
-        return;
-      }
-    }
-    let stream: Readable = Readable.from(gen(), { objectMode: false, highWaterMark: 1 << 16 });
-    stream.on('close', () => discard(current));
+    let stream: Readable = new ResumingBlobStream({
+      object,
+      total,
+      start,
+      first,
+      retries: this.retries,
+      signal: options.signal,
+      canResume: (err) =>
+        this.isRetryable(err) ||
+        (err as { code?: string }).code === 'UND_ERR_ABORTED' ||
+        (err as Error).message === 'aborted',
+      reopen: async (pos, attempt) => {
+        await this.backoff(attempt, options.signal);
+        return this.openBlob(repo, digest, pos, options.signal);
+      },
+      mapError: (err) => this.mapNetError(err, object, options.signal),
+    });
     if (options.verify && start === 0) {
       const v = new VerifyingStream({ digest, size: total, object });
       stream.on('error', (e) => v.destroy(e));
@@ -1070,6 +1038,131 @@ export class RegistryClient {
       manifests: Array.isArray(doc.manifests) ? doc.manifests : [],
       filtersApplied: Boolean(header(res.headers, 'oci-filters-applied')),
     };
+  }
+}
+
+interface OpenedBlob {
+  res: Res;
+  /** Total blob size from the response, -1 when unknown. */
+  total: number;
+  /** Bytes at the start of the body to drop (a server that ignored Range). */
+  skip: number;
+}
+
+/**
+ * The bytes of a blob GET from `start` on, resuming with a new ranged request (`reopen`) after a
+ * connection reset, up to `retries` times; more bytes than `total`, or fewer at a clean end, fail
+ * with SizeMismatchError. Push-based over the undici body: its 'data' events are pushed on (the
+ * body is paused while this stream's buffer is full), so a chunk costs no async-iterator step.
+ * A body we hold but may never read (the consumer can destroy the stream before the first read)
+ * never raises an unhandled 'error' and is destroyed with the stream.
+ */
+class ResumingBlobStream extends Readable {
+  private readonly o: {
+    object: string;
+    total: number;
+    start: number;
+    first: OpenedBlob;
+    retries: number;
+    signal: AbortSignal | undefined;
+    canResume: (err: unknown) => boolean;
+    reopen: (pos: number, attempt: number) => Promise<OpenedBlob>;
+    mapError: (err: unknown) => ImageError;
+  };
+  private body: Res['body'] | undefined;
+  private skip = 0;
+  private pos: number;
+  private resumes = 0;
+
+  constructor(o: ResumingBlobStream['o']) {
+    super({ highWaterMark: 1 << 16 });
+    this.o = o;
+    this.pos = o.start;
+    this.attach(o.first);
+  }
+
+  private attach(b: OpenedBlob): void {
+    this.body = b.res.body;
+    this.skip = b.skip;
+    this.body.on('data', this.onData);
+    this.body.on('end', this.onEnd);
+    this.body.on('error', this.onError);
+  }
+
+  /** Stops listening to the current body; `destroy` it when it was not read to its end. */
+  private detach(destroy: boolean): void {
+    const b = this.body;
+    if (!b) return;
+    this.body = undefined;
+    b.off('data', this.onData);
+    b.off('end', this.onEnd);
+    b.off('error', this.onError);
+    if (destroy) discard(b);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    let c = chunk;
+    if (this.skip > 0) {
+      if (c.length <= this.skip) {
+        this.skip -= c.length;
+        return;
+      }
+      c = c.subarray(this.skip);
+      this.skip = 0;
+    }
+    this.pos += c.length;
+    const { total, object } = this.o;
+    if (total >= 0 && this.pos > total) {
+      this.destroy(new SizeMismatchError({ object, expected: total, actual: this.pos }));
+      return;
+    }
+    if (!this.push(c)) this.body?.pause();
+  };
+
+  private readonly onEnd = (): void => {
+    this.detach(false);
+    const { total, object } = this.o;
+    if (total >= 0 && this.pos < total) {
+      this.destroy(new SizeMismatchError({ object, expected: total, actual: this.pos }));
+    } else {
+      this.push(null);
+    }
+  };
+
+  private readonly onError = (err: unknown): void => {
+    this.detach(true);
+    if (this.destroyed) return;
+    if (err instanceof ImageError) {
+      this.destroy(err);
+      return;
+    }
+    const { total, retries, signal } = this.o;
+    if (
+      this.o.canResume(err) &&
+      !signal?.aborted &&
+      this.resumes < retries &&
+      total >= 0 &&
+      this.pos < total
+    ) {
+      this.o.reopen(this.pos, this.resumes++).then(
+        (next) => {
+          if (this.destroyed) discard(next.res.body);
+          else this.attach(next);
+        },
+        (e: unknown) => this.destroy(this.o.mapError(e)),
+      );
+      return;
+    }
+    this.destroy(this.o.mapError(err));
+  };
+
+  override _read(): void {
+    this.body?.resume();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.detach(true);
+    cb(err);
   }
 }
 
