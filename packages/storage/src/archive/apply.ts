@@ -233,8 +233,15 @@ class Applier {
       case 'file':
         return this.fileEntry(host, e, reader, this.plainDirs.has(parent));
       case 'symlink':
-        this.clear(host, e.name);
-        fs.symlinkSync(e.linkname, host);
+        // symlink(2) never follows or replaces `host`: on EEXIST clear it and retry (saves an
+        // lstat per symlink in the common case of a new name)
+        try {
+          fs.symlinkSync(e.linkname, host);
+        } catch (err) {
+          if (errno(err) !== 'EEXIST') throw err;
+          this.clear(host, e.name);
+          fs.symlinkSync(e.linkname, host);
+        }
         this.lmeta(host, e);
         return;
       case 'hardlink':
@@ -357,14 +364,21 @@ class Applier {
 
   /** Returns true when the directory is known to have no setgid bit now (false: unknown). */
   private mkdirEntry(host: string, e: TarEntry): boolean {
-    const st = lstatOrUndef(host);
     this.deferredDirs.set(host, { e });
-    if (st?.isDirectory()) return (st.mode & S_ISGID) === 0;
-    if (st) this.clear(host, e.name);
+    // mkdir(2) never follows `host`; only a name that exists needs a look (saves an lstat per
+    // new directory). A new dir inherits setgid only from a setgid parent: the caller checks it.
+    try {
+      fs.mkdirSync(host, { mode: 0o755 });
+      return false;
+    } catch (err) {
+      if (errno(err) !== 'EEXIST') throw err;
+    }
+    const st = fs.lstatSync(host);
+    if (st.isDirectory()) return (st.mode & S_ISGID) === 0;
+    this.clear(host, e.name);
     fs.mkdirSync(host, { mode: 0o755 });
     // overlay: a directory where this layer put a whiteout must keep the lower one hidden
-    if (this.overlay && st?.isCharacterDevice() && st.rdev === 0) lsetxattr(host, OVERLAY_OPAQUE_XATTR, 'y');
-    // a new dir inherits setgid only from a setgid parent: the caller checks the parent
+    if (this.overlay && st.isCharacterDevice() && st.rdev === 0) lsetxattr(host, OVERLAY_OPAQUE_XATTR, 'y');
     return false;
   }
 

@@ -5,6 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { MalformedArchiveError } from '../errors.js';
 import { uncompressed, WORKER_MIN_INPUT } from '../store/uncompress.js';
+import { returnChunk } from './chunk-loan.js';
 import { gunzipInWorker } from './gunzip-worker.js';
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -46,6 +47,18 @@ describe('gunzipInWorker', () => {
     const { output, result } = gunzipInWorker(chunked(gz, 16 * 1024));
     expect((await collect(output, true)).equals(plain)).toBe(true);
     expect((await result).output.digest).toBe(sha(plain));
+  });
+
+  it('chunks returned to the worker as soon as they are copied are reused without corrupting data', async () => {
+    const { output, result } = gunzipInWorker(chunked(gz, 64 * 1024));
+    const parts: Buffer[] = [];
+    for await (const c of output) {
+      parts.push(Buffer.from(c as Buffer)); // a copy
+      returnChunk(c as Buffer); // may be detached and overwritten from here on
+    }
+    expect(Buffer.concat(parts).equals(plain)).toBe(true);
+    expect((await result).output.digest).toBe(sha(plain));
+    expect(parts.length).toBeGreaterThanOrEqual(6);
   });
 
   it('corrupt data fails the output and the result with MalformedArchiveError', async () => {

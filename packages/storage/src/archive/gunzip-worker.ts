@@ -27,6 +27,7 @@
 import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { MalformedArchiveError } from '../errors.js';
+import { lendChunk } from './chunk-loan.js';
 import { INFLATE_CHUNK_SIZE, INFLATE_INPUT_BATCH } from './decompress.js';
 
 export interface StreamDigest {
@@ -54,7 +55,7 @@ const IN_FLIGHT = 4;
 const OUT_CREDITS = 4;
 
 type FromWorker =
-  | { t: 'ack' }
+  | { t: 'ack'; buf: ArrayBuffer }
   | { t: 'out'; buf: ArrayBuffer; len: number }
   | { t: 'done'; input: StreamDigest; output: StreamDigest }
   | { t: 'error'; code: string | undefined; message: string };
@@ -69,6 +70,8 @@ const outHash = createHash('sha256');
 let inSize = 0;
 let outSize = 0;
 let credits = workerData.credits;
+// output buffers returned by the main thread (chunk-loan.ts), reused before allocating
+const pool = [];
 let acc = new Uint8Array(CHUNK);
 let accLen = 0;
 let over = false;
@@ -78,7 +81,8 @@ function send() {
   const buf = acc.buffer;
   parentPort.postMessage({ t: 'out', buf, len: accLen }, [buf]);
   credits--;
-  acc = new Uint8Array(CHUNK);
+  const reuse = pool.pop();
+  acc = reuse === undefined ? new Uint8Array(CHUNK) : new Uint8Array(reuse);
   accLen = 0;
 }
 function finish(msg) {
@@ -115,11 +119,13 @@ parentPort.on('message', (m) => {
     const b = Buffer.from(m.buf, 0, m.len);
     inHash.update(b);
     inSize += b.length;
-    gz.write(b, () => parentPort.postMessage({ t: 'ack' }));
+    // zlib is done with the input when the write completes: the buffer goes back for reuse
+    gz.write(b, () => parentPort.postMessage({ t: 'ack', buf: m.buf }, [m.buf]));
   } else if (m.t === 'end') {
     gz.end();
   } else if (m.t === 'credit') {
-    credits++;
+    if (m.free !== undefined) for (const f of m.free) pool.push(f);
+    credits += m.n;
     if (credits > 0 && gz.isPaused()) gz.resume();
   }
 });
@@ -147,10 +153,25 @@ export function gunzipInWorker(input: Readable, signal?: AbortSignal): WorkerGun
   });
   result.catch(() => undefined);
 
+  // Output buffers the tar reader is done with (chunk-loan.ts) go back with the next credits.
+  let freed: ArrayBuffer[] = [];
+  const credit = (n: number) => {
+    if (n === 0 && freed.length === 0) return;
+    const free = freed;
+    freed = [];
+    worker.postMessage({ t: 'credit', n, free }, free);
+  };
+  const giveBack = (chunk: Buffer) => {
+    if (settled) return; // the worker is gone or going: let the buffer be collected
+    freed.push(chunk.buffer as ArrayBuffer);
+    if (freed.length >= OUT_CREDITS) credit(0);
+  };
   const output = new Readable({
     highWaterMark: INFLATE_CHUNK_SIZE,
     read() {
-      for (; owed > 0; owed--) worker.postMessage({ t: 'credit' });
+      const n = owed;
+      owed = 0;
+      credit(n);
     },
     destroy(err, cb) {
       stop(err ?? new Error('inflated stream closed by its reader'));
@@ -175,6 +196,8 @@ export function gunzipInWorker(input: Readable, signal?: AbortSignal): WorkerGun
   };
 
   // --- input: batch into fresh 1 MiB buffers (they are transferred, so never shared views) ---
+  // Batches come back with the worker's acks and are reused.
+  const inPool: ArrayBuffer[] = [];
   let batch = new Uint8Array(INFLATE_INPUT_BATCH);
   let batchLen = 0;
   let inFlight = 0;
@@ -183,7 +206,8 @@ export function gunzipInWorker(input: Readable, signal?: AbortSignal): WorkerGun
     const buf = batch.buffer;
     worker.postMessage({ t: 'in', buf, len: batchLen }, [buf]);
     inFlight++;
-    batch = new Uint8Array(INFLATE_INPUT_BATCH);
+    const reuse = inPool.pop();
+    batch = reuse === undefined ? new Uint8Array(INFLATE_INPUT_BATCH) : new Uint8Array(reuse);
     batchLen = 0;
   };
   const onData = (chunk: Buffer) => {
@@ -207,11 +231,12 @@ export function gunzipInWorker(input: Readable, signal?: AbortSignal): WorkerGun
     if (settled) return;
     switch (m.t) {
       case 'ack':
+        inPool.push(m.buf);
         inFlight--;
         if (inFlight < IN_FLIGHT && input.isPaused() && !input.readableEnded) input.resume();
         return;
       case 'out':
-        if (output.push(Buffer.from(m.buf, 0, m.len))) worker.postMessage({ t: 'credit' });
+        if (output.push(lendChunk(Buffer.from(m.buf, 0, m.len), giveBack))) credit(1);
         else owed++;
         return;
       case 'done':

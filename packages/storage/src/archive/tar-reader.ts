@@ -18,6 +18,7 @@
  * UTF-8. Extended headers are capped before they are buffered.
  */
 import { LayerLimitError, MalformedArchiveError } from '../errors.js';
+import { returnChunk } from './chunk-loan.js';
 
 export type EntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
 
@@ -56,6 +57,12 @@ export class TarReader {
   /** Body bytes (incl. padding) of the current entry not yet consumed. */
   private pendingBody = 0;
   private pendingPad = 0;
+  /**
+   * Input chunks fully consumed since the last entry boundary. Views of them may still be alive
+   * (an extended header's data, a body handed to the caller) until the caller asks for the next
+   * entry; only then are they returned to a lender (chunk-loan.ts).
+   */
+  private spent: Buffer[] = [];
   /** Total bytes pulled from the source. */
   bytesIn = 0;
 
@@ -110,8 +117,19 @@ export class TarReader {
     this.head += n;
     while (this.chunks.length > 0 && this.head >= this.chunks[0]!.length) {
       this.head -= this.chunks[0]!.length;
-      this.chunks.shift();
+      this.spent.push(this.chunks.shift()!);
     }
+  }
+
+  /**
+   * Entry boundary: every view this reader handed out for earlier entries is dead by contract
+   * (header and extended-header views are parsed into copies before next() returns; bodies are
+   * only valid until the next call into the reader), so consumed chunks can go back.
+   */
+  private returnSpent(): void {
+    if (this.spent.length === 0) return;
+    for (const c of this.spent) returnChunk(c);
+    this.spent = [];
   }
 
   private async skip(n: number, what: string): Promise<void> {
@@ -163,6 +181,7 @@ export class TarReader {
    * are the same as next()'s (same decodeHeader); this only saves promises per entry.
    */
   nextBuffered(): TarEntry | undefined {
+    this.returnSpent();
     const skip = this.pendingBody + this.pendingPad;
     if (this.buffered < skip + BLOCK) return undefined;
     if (skip > 0) {
@@ -187,6 +206,7 @@ export class TarReader {
 
   /** The next entry, or null at end-of-archive (the remaining input is then drained unparsed). */
   async next(): Promise<TarEntry | null> {
+    this.returnSpent();
     if (this.pendingBody > 0) await this.skip(this.pendingBody, 'file body');
     this.pendingBody = 0;
     if (this.pendingPad > 0) await this.skip(this.pendingPad, 'padding');
@@ -327,10 +347,14 @@ export class TarReader {
 
   /** Consume the rest of the input without parsing it. */
   async drain(): Promise<void> {
+    // nothing after the end-of-archive block is parsed, so no view of these chunks exists
+    this.returnSpent();
+    for (const c of this.chunks) returnChunk(c);
     this.chunks = [];
     this.head = 0;
     this.buffered = 0;
     while (await this.fill()) {
+      for (const c of this.chunks) returnChunk(c);
       this.chunks = [];
       this.buffered = 0;
     }

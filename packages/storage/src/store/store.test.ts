@@ -139,8 +139,14 @@ describe('layers', () => {
 
   it('reports the input digest on every path (plain, small gzip, large gzip in a worker); verifyInput can refuse before the layer is complete', async () => {
     const big = randomBytes(5 << 20).toString('base64'); // gzip of it > WORKER_MIN_INPUT
+    // many small files around the big one: the worker's recycled buffers cross entry boundaries
+    const small = Array.from({ length: 2000 }, (_, i) => ({
+      name: `d${i % 7}/s${i}`,
+      content: randomBytes((i * 131) % 3000).toString('hex'),
+    }));
     for (const content of ['small', big]) {
-      const tar = await makeTar([{ name: 'f', content }]);
+      const files = [{ name: 'f', content }, ...(content === big ? small : [])];
+      const tar = await makeTar(files);
       for (const blob of [tar, gz(tar)]) {
         const seen: string[] = [];
         const r = await store.createLayer({
@@ -153,6 +159,9 @@ describe('layers', () => {
         });
         expect(r.input).toEqual({ digest: digestOf(blob), size: blob.length });
         expect(seen).toEqual([digestOf(blob)]);
+        for (const f of files) {
+          expect(await readFile(join(dir, 'root', 'vfs', r.layer.id, f.name), 'utf8')).toBe(f.content);
+        }
         await store.deleteLayer(r.layer.id);
       }
       const refused = new Error('blob digest does not match the manifest');

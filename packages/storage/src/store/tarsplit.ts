@@ -29,6 +29,8 @@ import { resolveInRoot } from '../fs/resolve-in-root.js';
 const BLOCK = 512;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
 const MAX_META = 1 << 20;
+/** Records are flushed to zlib in writes of this size. */
+const BATCH = 1 << 18;
 
 function parseNum(h: Buffer, off: number, len: number): number {
   if (h[off]! & 0x80) {
@@ -76,18 +78,28 @@ type State =
   | { s: 'raw'; left: number }
   | { s: 'trailer' };
 
-/** Consumes the uncompressed stream (synchronously, chunk by chunk) and writes the split file. */
+/**
+ * Consumes the uncompressed stream (synchronously, chunk by chunk) and writes the split file.
+ * It keeps no reference to the chunks it is given: bytes it records are copied into its own
+ * batch (the chunks may be recycled by their producer once the tar reader is done with them).
+ */
 export class SplitRecorder {
   private readonly gz: Gzip;
   private readonly out: WriteStream;
   private readonly done: Promise<void>;
   private state: State = { s: 'header' };
-  private hdr = Buffer.alloc(0);
-  private raw: Buffer[] = [];
-  private rawLen = 0;
+  /** A header that spans input chunks, copied. */
+  private hdr = Buffer.alloc(BLOCK);
+  private hdrLen = 0;
   private paxPath: string | undefined;
   private paxSize: number | undefined;
   private longName: string | undefined;
+  // Records are written into one batch, flushed to zlib in large writes (one zlib write per
+  // record would cost more than the parse). An open 'R' record's length is patched on close.
+  private batch = Buffer.allocUnsafe(BATCH);
+  private batchLen = 0;
+  /** Offset of the open 'R' record's header in `batch`, or -1. */
+  private rawAt = -1;
 
   constructor(path: string) {
     this.gz = createGzip({ level: 1 });
@@ -99,50 +111,51 @@ export class SplitRecorder {
     this.gz.on('error', (err) => out.destroy(err));
   }
 
-  // Records are batched into large writes: one zlib write per record costs more than the parse.
-  private batch: Buffer[] = [];
-  private batchLen = 0;
-
-  private push(b: Buffer): void {
-    this.batch.push(b);
-    this.batchLen += b.length;
-    if (this.batchLen >= 1 << 18) this.flushOut();
-  }
-
   private flushOut(): void {
+    this.closeRaw();
     if (this.batchLen === 0) return;
-    this.gz.write(Buffer.concat(this.batch, this.batchLen));
-    this.batch = [];
+    // zlib keeps the buffer until it has read it: hand it over and start a new one
+    this.gz.write(this.batch.subarray(0, this.batchLen));
+    this.batch = Buffer.allocUnsafe(BATCH);
     this.batchLen = 0;
   }
 
-  private emitRaw(b: Buffer): void {
-    if (b.length === 0) return;
-    this.raw.push(b);
-    this.rawLen += b.length;
-    if (this.rawLen >= 1 << 16) this.flushRaw();
+  private closeRaw(): void {
+    if (this.rawAt < 0) return;
+    const len = this.batchLen - this.rawAt - 5;
+    if (len === 0)
+      this.batchLen = this.rawAt; // nothing was added: drop the header
+    else this.batch.writeUInt32BE(len, this.rawAt + 1);
+    this.rawAt = -1;
   }
 
-  private flushRaw(): void {
-    if (this.rawLen === 0) return;
-    const head = Buffer.allocUnsafe(5);
-    head.write('R', 0, 'latin1');
-    head.writeUInt32BE(this.rawLen, 1);
-    this.push(head);
-    for (const r of this.raw) this.push(r);
-    this.raw = [];
-    this.rawLen = 0;
+  private emitRaw(b: Buffer): void {
+    let off = 0;
+    while (off < b.length) {
+      if (this.rawAt < 0) {
+        if (this.batchLen + 5 >= BATCH) this.flushOut();
+        this.rawAt = this.batchLen;
+        this.batch[this.batchLen] = 0x52; // 'R'
+        this.batchLen += 5;
+      }
+      const k = Math.min(b.length - off, BATCH - this.batchLen);
+      b.copy(this.batch, this.batchLen, off, off + k);
+      this.batchLen += k;
+      off += k;
+      if (this.batchLen === BATCH) this.flushOut();
+    }
   }
 
   private emitFile(path: string, size: number): void {
-    this.flushRaw();
-    const p = Buffer.from(path, 'utf8');
-    const head = Buffer.allocUnsafe(11);
-    head.write('F', 0, 'latin1');
-    head.writeBigUInt64BE(BigInt(size), 1);
-    head.writeUInt16BE(p.length, 9);
-    this.push(head);
-    this.push(p);
+    this.closeRaw();
+    const plen = Buffer.byteLength(path, 'utf8');
+    if (this.batchLen + 11 + plen > BATCH) this.flushOut();
+    const at = this.batchLen;
+    this.batch[at] = 0x46; // 'F'
+    this.batch.writeBigUInt64BE(BigInt(size), at + 1);
+    this.batch.writeUInt16BE(plen, at + 9);
+    this.batch.write(path, at + 11, 'utf8');
+    this.batchLen = at + 11 + plen;
   }
 
   write(chunk: Buffer): void {
@@ -154,13 +167,19 @@ export class SplitRecorder {
         return;
       }
       if (st.s === 'header') {
-        const need = BLOCK - this.hdr.length;
-        const part = chunk.subarray(off, off + need);
-        off += part.length;
-        this.hdr = this.hdr.length ? Buffer.concat([this.hdr, part]) : Buffer.from(part);
-        if (this.hdr.length < BLOCK) return;
+        if (this.hdrLen === 0 && chunk.length - off >= BLOCK) {
+          // the whole header is in this chunk: no copy (onHeader copies what it records)
+          this.onHeader(chunk.subarray(off, off + BLOCK));
+          off += BLOCK;
+          continue;
+        }
+        const k = Math.min(BLOCK - this.hdrLen, chunk.length - off);
+        chunk.copy(this.hdr, this.hdrLen, off, off + k);
+        this.hdrLen += k;
+        off += k;
+        if (this.hdrLen < BLOCK) return;
+        this.hdrLen = 0;
         this.onHeader(this.hdr);
-        this.hdr = Buffer.alloc(0);
         continue;
       }
       const take = Math.min(st.s === 'body' ? st.left : st.left, chunk.length - off);
@@ -230,7 +249,6 @@ export class SplitRecorder {
 
   /** Flush and close the file. */
   async finish(): Promise<void> {
-    this.flushRaw();
     this.flushOut();
     this.gz.end();
     await this.done;
