@@ -53,6 +53,10 @@ export interface WorkerGunzip {
 const IN_FLIGHT = 4;
 /** Output buffers the worker may send ahead of the reader. */
 const OUT_CREDITS = 4;
+/** Output buffers: the tar reader's fast path wants whole small files inside one chunk. */
+const OUT_CHUNK = INFLATE_CHUNK_SIZE;
+/** Input batches: one zlib write each. */
+const IN_BATCH = INFLATE_INPUT_BATCH;
 
 type FromWorker =
   | { t: 'ack'; buf: ArrayBuffer }
@@ -138,7 +142,7 @@ parentPort.on('message', (m) => {
 export function gunzipInWorker(input: Readable, signal?: AbortSignal): WorkerGunzip {
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { chunk: INFLATE_CHUNK_SIZE, credits: OUT_CREDITS },
+    workerData: { chunk: OUT_CHUNK, credits: OUT_CREDITS },
     stdout: false,
     stderr: false,
   });
@@ -167,7 +171,7 @@ export function gunzipInWorker(input: Readable, signal?: AbortSignal): WorkerGun
     if (freed.length >= OUT_CREDITS) credit(0);
   };
   const output = new Readable({
-    highWaterMark: INFLATE_CHUNK_SIZE,
+    highWaterMark: OUT_CHUNK,
     read() {
       const n = owed;
       owed = 0;
@@ -198,7 +202,7 @@ export function gunzipInWorker(input: Readable, signal?: AbortSignal): WorkerGun
   // --- input: batch into fresh 1 MiB buffers (they are transferred, so never shared views) ---
   // Batches come back with the worker's acks and are reused.
   const inPool: ArrayBuffer[] = [];
-  let batch = new Uint8Array(INFLATE_INPUT_BATCH);
+  let batch = new Uint8Array(IN_BATCH);
   let batchLen = 0;
   let inFlight = 0;
   const post = () => {
@@ -207,7 +211,7 @@ export function gunzipInWorker(input: Readable, signal?: AbortSignal): WorkerGun
     worker.postMessage({ t: 'in', buf, len: batchLen }, [buf]);
     inFlight++;
     const reuse = inPool.pop();
-    batch = reuse === undefined ? new Uint8Array(INFLATE_INPUT_BATCH) : new Uint8Array(reuse);
+    batch = reuse === undefined ? new Uint8Array(IN_BATCH) : new Uint8Array(reuse);
     batchLen = 0;
   };
   const onData = (chunk: Buffer) => {
