@@ -94,7 +94,8 @@ export class NetworkIntegration {
       return { netnsPath: res.netnsPath, status: await statusOf(this.manager(), r.id, res.ports) };
     },
     teardownNetwork: async (r: ContainerRecord) => {
-      await this.manager().teardown(r.id);
+      // Core tears down after the container's processes are gone (exit, kill + delete, failed init).
+      await this.manager().teardown(r.id, undefined, { processesGone: true });
       // The published ports are free again only once conmon (their holder) is gone; it exits
       // right after its exit command, normally long before the DELs end. Not from the exit hook
       // itself: conmon waits for it.

@@ -1,4 +1,4 @@
-import { link, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { linkSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { isEnoent, readIfExists, writeAtomic } from '../util/fs.js';
@@ -56,27 +56,30 @@ export class RecordStore {
   }
   /** Writes a record only if none exists (atomic: link(2) of a complete temp file); false if one did. */
   async create(r: AttachmentRecord): Promise<boolean> {
-    await mkdir(this.dir, { recursive: true });
+    // Inline calls: tiny files (see util/fs.ts).
+    mkdirSync(this.dir, { recursive: true });
     const final = join(this.dir, `${r.containerId}.json`);
     const tmp = `${final}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    await writeFile(tmp, JSON.stringify(r), { mode: 0o600 });
+    writeFileSync(tmp, JSON.stringify(r), { mode: 0o600 });
     try {
-      await link(tmp, final);
+      linkSync(tmp, final);
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw e;
     } finally {
-      await rm(tmp, { force: true });
+      rmSync(tmp, { force: true });
     }
   }
 
   async remove(id: string): Promise<void> {
-    await rm(join(this.dir, `${id}.json`), { force: true });
+    rmSync(join(this.dir, `${id}.json`), { force: true });
   }
   async ids(): Promise<string[]> {
     try {
-      return (await readdir(this.dir)).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5));
+      return readdirSync(this.dir)
+        .filter((n) => n.endsWith('.json'))
+        .map((n) => n.slice(0, -5));
     } catch (e) {
       if (isEnoent(e)) return [];
       throw e;

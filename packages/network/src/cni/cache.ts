@@ -1,4 +1,4 @@
-import { readdir, rm } from 'node:fs/promises';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { isEnoent, readIfExists, writeAtomic } from '../util/fs.js';
@@ -54,14 +54,14 @@ export class ResultCache {
   }
 
   async remove(network: string, containerId: string, ifName: string): Promise<void> {
-    await rm(this.#file(network, containerId, ifName), { force: true });
+    rmSync(this.#file(network, containerId, ifName), { force: true });
   }
 
   /** Every readable entry; unreadable files are returned as `broken` paths for removal. */
   async list(): Promise<{ entries: CacheEntry[]; broken: string[] }> {
     let names: string[];
     try {
-      names = await readdir(this.dir);
+      names = readdirSync(this.dir);
     } catch (e) {
       if (isEnoent(e)) return { entries: [], broken: [] };
       throw e;

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { writeFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { readIfExists, writeAtomic } from '../util/fs.js';
 import { withFileLock } from '../util/lock.js';
@@ -106,7 +106,9 @@ export class HostsRegistry {
         if (!m.hostsPath) continue;
         if (id !== containerId && !Object.keys(m.networks).some((n) => nets.has(n))) continue;
         // In place, not rename: a bind mount pins the inode.
-        await writeFile(m.hostsPath, renderHosts(reg, id)).catch(() => {});
+        try {
+          writeFileSync(m.hostsPath, renderHosts(reg, id));
+        } catch {}
       }
     });
   }

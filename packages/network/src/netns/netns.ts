@@ -1,4 +1,5 @@
-import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NetnsError } from '../errors.js';
 import { run } from '../util/exec.js';
@@ -13,7 +14,7 @@ function unescapeMount(s: string): string {
 
 /** Mount points currently listed in this process's mount namespace. */
 export async function mountPoints(): Promise<Set<string>> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  const info = readFileSync('/proc/self/mountinfo', 'utf8');
   const out = new Set<string>();
   for (const line of info.split('\n')) {
     const f = line.split(' ');

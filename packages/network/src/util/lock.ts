@@ -1,4 +1,5 @@
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -42,13 +43,17 @@ const mutex = new KeyedMutex();
  */
 export function withFileLock<T>(path: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   return mutex.run(path, async () => {
-    await mkdir(dirname(path), { recursive: true });
+    mkdirSync(dirname(path), { recursive: true });
     for (let attempt = 0; ; attempt++) {
       signal?.throwIfAborted();
       try {
-        const fh = await open(path, 'wx', 0o600);
-        await fh.writeFile(String(process.pid));
-        await fh.close();
+        // Inline: a tiny file, taken several times per container setup (see util/fs.ts).
+        const fd = openSync(path, 'wx', 0o600);
+        try {
+          writeSync(fd, String(process.pid));
+        } finally {
+          closeSync(fd);
+        }
         break;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -66,7 +71,7 @@ export function withFileLock<T>(path: string, fn: () => Promise<T>, signal?: Abo
     try {
       return await fn();
     } finally {
-      await rm(path, { force: true });
+      rmSync(path, { force: true });
     }
   });
 }
