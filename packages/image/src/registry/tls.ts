@@ -20,17 +20,29 @@ export interface TlsMaterial {
 
 let systemCache: Promise<string[]> | undefined;
 
-/** Node's bundled roots plus the distribution's bundle (which holds locally added CAs). */
+const PEM_CERT_RE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+/** A certificate's identity for deduplication: its base64 body without line breaks. */
+const pemBody = (pem: string) => pem.replace(/-----[A-Z ]+-----|\s+/g, '');
+
+/**
+ * Node's bundled roots plus the certificates of the distribution's bundle (which holds locally
+ * added CAs) that Node does not bundle. The bundle repeats most of Node's roots (Debian: 122 of
+ * its 144); passing both parsed every root twice when the registry client builds its
+ * SecureContext (~120 ms instead of ~55 ms on the first pull of a process).
+ */
 function systemCAs(): Promise<string[]> {
   systemCache ??= (async () => {
     const out = [...rootCertificates];
+    const bundled = new Set(rootCertificates.map(pemBody));
     for (const p of SYSTEM_BUNDLES) {
+      let text: string;
       try {
-        out.push(await readFile(p, 'utf8'));
-        break;
+        text = await readFile(p, 'utf8');
       } catch {
-        // try the next bundle
+        continue; // try the next bundle
       }
+      for (const pem of text.match(PEM_CERT_RE) ?? []) if (!bundled.has(pemBody(pem))) out.push(pem);
+      break;
     }
     return out;
   })();
