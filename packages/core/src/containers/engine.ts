@@ -1,12 +1,18 @@
-import { existsSync, rmSync, statSync } from 'node:fs';
-import { mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFile, rm, unlink } from 'node:fs/promises';
 import type { EventAction, EventLog } from '../events/events.js';
-import { conmonCreate, conmonSupports } from '../runtime/conmon.js';
+import {
+  type ConmonCreateOptions,
+  conmonCreate,
+  conmonCreateArgs,
+  conmonSupports,
+} from '../runtime/conmon.js';
 import type { Layout } from '../runtime/layout.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
 import { isProcessAlive, readFileIfExists, sleep } from '../util/fs.js';
 import { joinedNetnsPath } from './netns-join.js';
 import type { ContainerRecord } from './record.js';
+import { takePrelaunched } from './prelaunch.js';
 import type { ContainerStore } from './store.js';
 
 /**
@@ -104,15 +110,15 @@ export async function initContainer(
 ): Promise<ContainerRecord> {
   const { layout } = engine;
   const bundle = layout.bundle(record.id);
-  await Promise.all([
-    mkdir(bundle, { recursive: true, mode: 0o700 }),
-    mkdir(layout.exitDir, { recursive: true, mode: 0o700 }),
-    mkdir(layout.socketDir, { recursive: true, mode: 0o700 }),
-    mkdir(layout.persistDir(record.id), { recursive: true, mode: 0o700 }),
-    unlink(layout.exitFile(record.id)).catch(() => {}),
-    rm(`${layout.persistDir(record.id)}/exit`, { force: true }),
-    rm(`${layout.persistDir(record.id)}/oom`, { force: true }),
-  ]);
+  // A handful of syscalls on existing or absent paths: inline (the `run` hot path).
+  for (const dir of [bundle, layout.exitDir, layout.socketDir, layout.persistDir(record.id)])
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const file of [
+    layout.exitFile(record.id),
+    `${layout.persistDir(record.id)}/exit`,
+    `${layout.persistDir(record.id)}/oom`,
+  ])
+    rmSync(file, { force: true });
   let rootfs = record.rootfs;
   let netnsPath = record.network?.netnsPath;
   let netStatus: NetworkSetup['status'];
@@ -153,28 +159,18 @@ export async function initContainer(
     const joinedNs = joined && spec.linux?.namespaces?.find((n) => n.type === 'network');
     if (joinedNs) joinedNs.path = joined;
     spec.root = { ...(spec.root ?? {}), path: rootfs };
-    await writeFile(`${bundle}/config.json`, JSON.stringify(spec), { mode: 0o600 });
-    const creating = conmonCreate({
-      conmonPath: engine.conmonPath,
-      runtime: engine.runtime,
-      containerId: record.id,
-      uuid: uuidFor(record.id),
-      name: record.name,
-      bundle,
-      pidFile: `${bundle}/pidfile`,
-      exitDir: layout.exitDir,
-      socketDir: layout.socketDir,
-      persistDir: layout.persistDir(record.id),
-      conmonPidFile: `${bundle}/conmon.pid`,
-      logDriver: `k8s-file:${record.logPath}`,
-      terminal: record.tty,
-      stdin: record.stdin,
-      exitCommand: exitCommandFor(engine, record),
-      // The log of an `rm` container goes with it: conmon's fsync at exit protects nothing.
-      noSyncLog: record.autoRemove && (await conmonSupports(engine.conmonPath, '--no-sync-log')),
+    writeFileSync(`${bundle}/config.json`, JSON.stringify(spec), { mode: 0o600 });
+    const conmonOptions = {
+      ...(await conmonOptionsFor(engine, record, signal)),
       ...(held?.fds.length ? { extraFds: held.fds } : {}),
-      signal,
-    });
+    };
+    // run() may have started this conmon already (held on its start pipe): used when it was
+    // started with exactly these arguments, else replaced.
+    const pre = takePrelaunched(record.id);
+    const usePre =
+      pre !== undefined && !held?.fds.length && sameArgs(pre.args, conmonCreateArgs(conmonOptions));
+    if (pre && !usePre) await pre.cancel();
+    const creating = usePre ? pre.go() : conmonCreate(conmonOptions);
     // conmon was spawned with its copies (synchronously, above); ours go.
     held?.close();
     const [created, attached] = await Promise.allSettled([creating, networkSetup]);
@@ -214,6 +210,40 @@ export async function initContainer(
     });
     throw err;
   }
+}
+
+/** conmon's options for a container (also what run() prelaunches it with). */
+export async function conmonOptionsFor(
+  engine: Engine,
+  record: ContainerRecord,
+  signal?: AbortSignal,
+): Promise<ConmonCreateOptions> {
+  const { layout } = engine;
+  const bundle = layout.bundle(record.id);
+  return {
+    conmonPath: engine.conmonPath,
+    runtime: engine.runtime,
+    containerId: record.id,
+    uuid: uuidFor(record.id),
+    name: record.name,
+    bundle,
+    pidFile: `${bundle}/pidfile`,
+    exitDir: layout.exitDir,
+    socketDir: layout.socketDir,
+    persistDir: layout.persistDir(record.id),
+    conmonPidFile: `${bundle}/conmon.pid`,
+    logDriver: `k8s-file:${record.logPath}`,
+    terminal: record.tty,
+    stdin: record.stdin,
+    exitCommand: exitCommandFor(engine, record),
+    // The log of an `rm` container goes with it: conmon's fsync at exit protects nothing.
+    noSyncLog: record.autoRemove && (await conmonSupports(engine.conmonPath, '--no-sync-log')),
+    ...(signal ? { signal } : {}),
+  };
+}
+
+function sameArgs(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /**

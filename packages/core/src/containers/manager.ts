@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import {
@@ -11,7 +11,16 @@ import {
 } from '../errors.js';
 import { isProcessAlive } from '../util/fs.js';
 import { type AttachOptions, type AttachSession, attachToContainer } from './attach.js';
-import { type Engine, emit, handleExit, initContainer, readExitCode, removeContainer } from './engine.js';
+import { conmonCreatePending } from '../runtime/conmon.js';
+import {
+  conmonOptionsFor,
+  type Engine,
+  emit,
+  handleExit,
+  initContainer,
+  readExitCode,
+  removeContainer,
+} from './engine.js';
 import {
   type ExecOptions,
   type ExecResult,
@@ -23,6 +32,7 @@ import { type ContainerInspect, inspectRecord } from './inspect.js';
 import { type ContainerSummary, ListOptions, listRecords } from './list.js';
 import { type LogLine, LogsOptions, readAllLogLines, readLogs, splitStreams } from './logs.js';
 import { newContainerId, randomName } from './names.js';
+import { cancelPrelaunched, holdPrelaunched } from './prelaunch.js';
 import { normaliseJoinedNetwork } from './netns-join.js';
 import {
   ContainerCreateOptions,
@@ -116,12 +126,61 @@ export class Containers {
     options: ContainerCreateOptions,
     signal: AbortSignal | undefined,
     waiterPid: number | undefined,
+    prelaunch = false,
   ): Promise<{ id: string; name: string }> {
     const o = parseOptions(ContainerCreateOptions, 'container options', options);
     o.network = await normaliseJoinedNetwork(this.engine, o.network);
     signal?.throwIfAborted();
     const id = newContainerId();
-    let name = o.name ?? randomName();
+    const name = o.name ?? randomName();
+    // run(): conmon loads while the spec and records are made (no bridge network: its conmon
+    // also holds the published ports, known only at init).
+    const early = prelaunch && o.network !== 'bridge';
+    if (early) await this.prelaunchConmon(id, name, o, waiterPid, signal);
+    try {
+      return await this.createParsed(o, id, name, waiterPid);
+    } catch (err) {
+      if (early) {
+        await cancelPrelaunched(id);
+        rmSync(this.engine.layout.containerDir(id), { recursive: true, force: true });
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Starts the container's conmon before it has a record, held on its start pipe (it runs nothing
+   * until init releases it; init uses it only when its arguments match what the final record
+   * gives). conmon opens the log file at start: the container directory must exist.
+   */
+  private async prelaunchConmon(
+    id: string,
+    name: string,
+    o: ParsedCreateOptions,
+    waiterPid: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const provisional = {
+      id,
+      name,
+      logPath: this.engine.layout.logFile(id),
+      tty: o.tty,
+      stdin: o.stdin,
+      autoRemove: o.rm,
+      rootfsSource: o.rootfs !== undefined ? 'directory' : 'storage',
+      state: { ...(waiterPid ? { waiterPid } : {}) },
+    } as ContainerRecord;
+    mkdirSync(this.engine.layout.containerDir(id), { recursive: true, mode: 0o700 });
+    holdPrelaunched(id, conmonCreatePending(await conmonOptionsFor(this.engine, provisional, signal)));
+  }
+
+  private async createParsed(
+    o: ParsedCreateOptions,
+    id: string,
+    initialName: string,
+    waiterPid: number | undefined,
+  ): Promise<{ id: string; name: string }> {
+    let name = initialName;
     const hostname = o.hostname ?? id.slice(0, 12);
     const cgroupsPath = `/libpod_parent/libpod-${id}`;
     let rootfs: string;
@@ -244,7 +303,9 @@ export class Containers {
       await emit(this.engine, record, 'create');
       return { id, name };
     } catch (err) {
-      // Nothing half-made: userdata files, spec, name claim (released above) and the layer.
+      // Nothing half-made: userdata files, spec, name claim (released above) and the layer
+      // (a prelaunched conmon first: it holds the log file open).
+      await cancelPrelaunched(id);
       await rm(this.engine.layout.containerDir(id), { recursive: true, force: true });
       if (storage && this.engine.integrations.removeRootfs) {
         await this.engine.integrations
@@ -429,10 +490,12 @@ export class Containers {
    */
   async run(options: ContainerCreateOptions, { signal }: { signal?: AbortSignal } = {}): Promise<RunResult> {
     const rm = (options as { rm?: boolean }).rm === true;
-    const { id, name } = await this.createInternal(options, signal, rm ? process.pid : undefined);
+    const { id, name } = await this.createInternal(options, signal, rm ? process.pid : undefined, true);
     try {
       await this.start(id, { signal });
     } catch (err) {
+      // Init takes the prelaunched conmon; one left means init never got to it.
+      await cancelPrelaunched(id);
       if (rm) await removeContainer(this.engine, id, { force: true }).catch(() => {});
       throw err as OciRuntimeError;
     }

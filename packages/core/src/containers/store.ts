@@ -1,5 +1,5 @@
-import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AmbiguousContainerError, ContainerNameConflictError, ContainerNotFoundError } from '../errors.js';
 import type { Layout } from '../runtime/layout.js';
@@ -57,10 +57,16 @@ export class ContainerStore {
     throw new ContainerNameConflictError(name, 'unknown');
   }
 
-  /** Releases a name held by `id` (no-op when another container holds it). */
+  /** Releases a name held by `id` (no-op when another container holds it). Inline: two tiny calls. */
   async releaseName(name: string, id: string): Promise<void> {
-    const owner = (await readFile(this.nameFile(name), 'utf8').catch(() => '')).trim();
-    if (owner === id) await unlink(this.nameFile(name)).catch(() => {});
+    let owner = '';
+    try {
+      owner = readFileSync(this.nameFile(name), 'utf8').trim();
+    } catch {}
+    if (owner !== id) return;
+    try {
+      unlinkSync(this.nameFile(name));
+    } catch {}
   }
 
   /** The id holding a name, if any (fast path of resolve). */
@@ -163,7 +169,8 @@ export class ContainerStore {
 
   /** The container's OCI runtime spec (immutable after create). */
   async readSpec(id: string): Promise<Record<string, unknown>> {
-    return JSON.parse(await readFile(this.layout.specFile(id), 'utf8')) as Record<string, unknown>;
+    // ~10-40 KB, read inline at every init (a thread-pool round trip costs more here).
+    return JSON.parse(readFileSync(this.layout.specFile(id), 'utf8')) as Record<string, unknown>;
   }
 
   async writeSpec(id: string, spec: Record<string, unknown>): Promise<void> {
@@ -175,7 +182,13 @@ export class ContainerStore {
     const r = await this.read(id);
     if (r) await this.releaseName(r.name, id);
     this.cache.delete(id);
-    await rm(this.layout.containerDir(id), { recursive: true, force: true });
+    const dir = this.layout.containerDir(id);
+    // Record, spec, userdata files: a dozen small files, inline (~0.3 ms; through the thread pool
+    // 2-5 ms of `run` here). A big log is unlinked off the event loop first (ext4 frees its extents).
+    const log = this.layout.logFile(id);
+    const size = statSync(log, { throwIfNoEntry: false })?.size ?? 0;
+    if (size > 1 << 20) await unlink(log).catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
   }
 
   /** Resolves a full id, a unique id prefix, or a name. */

@@ -191,7 +191,8 @@ async function launch(args: string[], o: ConmonCommonOptions, keepForExit: boole
 export interface PendingConmon {
   readonly args: readonly string[];
   go(): Promise<ConmonStarted>;
-  cancel(): void;
+  /** Kills the held conmon; resolves once it is gone (no-op after `go()`). */
+  cancel(): Promise<void>;
 }
 
 function spawnConmon(args: string[], o: ConmonCommonOptions, keepForExit: boolean): PendingConmon {
@@ -224,11 +225,16 @@ function spawnConmon(args: string[], o: ConmonCommonOptions, keepForExit: boolea
       return finishLaunch(child, o, next, spawnError, stderr, sync, cleanup, keepForExit);
     },
     cancel: () => {
-      if (used) return;
+      if (used) return Promise.resolve();
       used = true;
+      const gone = new Promise<void>((r) =>
+        child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r()),
+      );
       child.kill('SIGKILL');
       start.destroy();
       cleanup();
+      // A spawn that failed ('error') has no 'exit' to wait for.
+      return Promise.race([gone, spawnError.catch(() => {})]);
     },
   };
 }
