@@ -8,13 +8,20 @@
  * up a network without a container. It pays python's start-up and two extra ip calls, so it is a
  * naive engine rather than a floor; the floor is the plugins' own time (bridge ADD/DEL ~90-130 ms
  * each here, iptables-nft), printed in the notes as the setup/teardown split.
+ * Teardown as core does it (the container's processes are gone: netns first, DELs without it).
+ * The notes also give each plugin's own ADD and DEL time (invoked directly).
  * Uses its own subnet (10.213.200.0/24) and bridge (lpts-bench0); removes both at the end.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NetworkManager } from '../packages/network/src/index.js';
+import {
+  type CniResult,
+  DEFAULT_PLUGIN_DIRS,
+  invokePlugin,
+  NetworkManager,
+} from '../packages/network/src/index.js';
 import { runBenchmark, withHostLock } from './lib/harness.js';
 
 const PY = `
@@ -52,22 +59,77 @@ await withHostLock(async () => {
     await writeFile(join(dir, 'ref.conflist'), JSON.stringify(conf));
     await writeFile(join(dir, 'ref.py'), PY);
 
-    // Split of one warm run, for the notes.
+    // Each plugin's own ADD and DEL (invoked directly, in a netns of ours, DEL with the netns
+    // as the plugins do it by default), for the notes: what is the plugins' and what is ours.
+    const per: Record<string, number[]> = {};
+    const conflist = info.conflist as {
+      name: string;
+      cniVersion: string;
+      plugins: Record<string, unknown>[];
+    };
+    conflist.plugins[0]!.ipam = {
+      ...(conflist.plugins[0]!.ipam as object),
+      dataDir: join(dir, 'split-ipam'),
+    };
+    for (let i = 0; i < 5; i++) {
+      const id = `bench-p${i}`;
+      const netns = await net.createNetns(id);
+      const rt = {
+        containerId: id,
+        netns,
+        ifName: 'eth0',
+        args: [['IgnoreUnknown', '1']] as [string, string][],
+        capabilityArgs: {},
+      };
+      const call = async (
+        command: 'ADD' | 'DEL',
+        p: Record<string, unknown>,
+        prev: CniResult | undefined,
+      ) => {
+        const t0 = performance.now();
+        const r = await invokePlugin({
+          command,
+          config: {
+            ...p,
+            name: conflist.name,
+            cniVersion: conflist.cniVersion,
+            ...(prev ? { prevResult: prev } : {}),
+          },
+          rt,
+          network: conflist.name,
+          pluginDirs: DEFAULT_PLUGIN_DIRS,
+        });
+        const key = `${command} ${String(p.type)}`;
+        per[key] = [...(per[key] ?? []), performance.now() - t0];
+        return r;
+      };
+      let prev: CniResult | undefined;
+      for (const p of conflist.plugins) prev = await call('ADD', p, prev);
+      for (const p of [...conflist.plugins].reverse()) await call('DEL', p, prev);
+      await net.removeNetns(netns);
+    }
+    const perNote = Object.entries(per)
+      .map(([k, v]) => `${k} ${v.sort((a, b) => a - b)[2]!.toFixed(0)}`)
+      .join(', ');
+    console.log(`per plugin (median of 5, ms): ${perNote}`);
+
+    // Split of one warm run, for the notes. Teardown as core does it (processes gone: netns first).
     await net.setup({ containerId: 'bench-warm', networks: [{ name: 'lpts-bench' }] });
-    await net.teardown('bench-warm');
+    await net.teardown('bench-warm', undefined, { processesGone: true });
     const split: { setup: number; teardown: number }[] = [];
     for (let i = 0; i < 5; i++) {
       const t0 = performance.now();
       await net.setup({ containerId: `bench-s${i}`, networks: [{ name: 'lpts-bench' }] });
       const t1 = performance.now();
-      await net.teardown(`bench-s${i}`);
+      await net.teardown(`bench-s${i}`, undefined, { processesGone: true });
       split.push({ setup: t1 - t0, teardown: performance.now() - t1 });
     }
     const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const notes =
       `one bridge network, no port mappings; plugins bridge+host-local, portmap, firewall, tuning (iptables-nft); ` +
       `split of 5 extra runs: setup median ${med(split.map((s) => s.setup)).toFixed(0)} ms, ` +
-      `teardown median ${med(split.map((s) => s.teardown)).toFixed(0)} ms`;
+      `teardown median ${med(split.map((s) => s.teardown)).toFixed(0)} ms (as core: netns first); ` +
+      `each plugin alone, median of 5 (ms): ${perNote}`;
     console.log(notes);
 
     let i = 0;
@@ -76,7 +138,7 @@ await withHostLock(async () => {
       ours: async () => {
         const id = `bench-${i++}`;
         await net.setup({ containerId: id, networks: [{ name: 'lpts-bench' }] });
-        await net.teardown(id);
+        await net.teardown(id, undefined, { processesGone: true });
       },
       reference: { cmd: ['python3', join(dir, 'ref.py'), join(dir, 'ref.conflist')] },
       referenceLabel: 'python3 script: ip netns add + the 4 plugins ADD/DEL + ip netns del',
