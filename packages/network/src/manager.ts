@@ -143,7 +143,7 @@ export class NetworkManager {
   async listNetworks(filter?: { label?: Record<string, string>; driver?: string }): Promise<NetworkInfo[]> {
     await this.#config.ensureDefault();
     return (await this.#config.loadAll())
-      .map((n) => n.info)
+      .map((n) => structuredClone(n.info))
       .filter(
         (i) =>
           (!filter?.driver || i.driver === filter.driver) &&
@@ -152,7 +152,8 @@ export class NetworkManager {
   }
 
   async inspectNetwork(name: string): Promise<NetworkInfo> {
-    return (await this.#config.get(name)).info;
+    // A copy: the parsed definitions are cached (see ConfigStore).
+    return structuredClone((await this.#config.get(name)).info);
   }
 
   /** Containers attached to a network (from the records). */

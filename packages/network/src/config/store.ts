@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { z } from 'zod';
@@ -84,6 +85,8 @@ export class ConfigStore {
     return this.#o.configDir;
   }
 
+  readonly #parsed = new Map<string, { key: string; loaded: LoadedNetwork }>();
+
   async #loadDir(dir: string, readOnly: boolean): Promise<LoadedNetwork[]> {
     let names: string[];
     try {
@@ -95,8 +98,19 @@ export class ConfigStore {
     const out: LoadedNetwork[] = [];
     for (const n of names) {
       const file = join(dir, n);
+      // Parsed files are reused while unchanged (inode, size, mtime): a setup reads the
+      // definitions two or three times, and a parse (JSON + zod) costs ~1 ms per network.
+      const st = statSync(file, { throwIfNoEntry: false });
+      const key = st ? `${st.ino}:${st.size}:${st.mtimeMs}:${readOnly}` : '';
+      const hit = this.#parsed.get(file);
+      if (st && hit?.key === key) {
+        out.push(hit.loaded);
+        continue;
+      }
       try {
-        out.push(await loadConfFile(file, readOnly));
+        const loaded = await loadConfFile(file, readOnly);
+        if (st) this.#parsed.set(file, { key, loaded });
+        out.push(loaded);
       } catch (e) {
         // A broken or foreign file must not hide every other network; get() reports it by name.
         if (!(e instanceof InvalidConfigListError) && !isEnoent(e)) throw e;
