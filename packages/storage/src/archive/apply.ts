@@ -125,6 +125,21 @@ export async function applyLayer(
   return { size, entries, xattrsSkipped: a.xattrsSkipped };
 }
 
+/**
+ * A name that is already normal: no leading `/`, no empty, `.` or `..` component (one trailing
+ * `/`, as directories have, is allowed). Most names of real layers are; for them
+ * normaliseEntryPath(name).join('/') is `name` without the trailing slash, computed without
+ * splitting (a per-entry cost with tens of thousands of entries).
+ */
+const NOT_PLAIN = /\/\/|(?:^|\/)\.\.?(?:\/|$)|\/$/;
+
+/** The normalised relative path of an archive name ('' for the root); throws on escape. */
+export function entryRelPath(name: string): string {
+  const n = name.endsWith('/') ? name.slice(0, -1) : name;
+  if (n !== '' && n.charCodeAt(0) !== 0x2f && !NOT_PLAIN.test(n)) return n;
+  return normaliseEntryPath(name).join('/');
+}
+
 /** Normalise an archive path to components inside the root; throws on escape. */
 export function normaliseEntryPath(name: string): string[] {
   const out: string[] = [];
@@ -209,19 +224,18 @@ class Applier {
 
   /** Returns a promise only when the entry's body must still be read from the input. */
   entry(e: TarEntry, reader: TarReader): Promise<void> | undefined {
-    const parts = normaliseEntryPath(e.name);
-    if (parts.length === 0) {
+    const rel = entryRelPath(e.name);
+    if (rel === '') {
       if (e.type !== 'dir') throw new UnsafeLayerEntryError(e.name, 'the layer root can only be a directory');
       this.deferredDirs.set(this.root, { e });
       return;
     }
-    const base = parts[parts.length - 1]!;
+    const base = rel.slice(rel.lastIndexOf('/') + 1);
     if (base.startsWith(WHITEOUT_PREFIX)) {
-      this.whiteout(e, parts, base);
+      this.whiteout(e, rel, base);
       return;
     }
-    const rel = parts.join('/');
-    const parent = this.parentDir(parts, e.name, false);
+    const parent = this.parentDir(rel, e.name, false);
     const host = parent + '/' + base;
     this.written?.add(rel);
     switch (e.type) {
@@ -259,23 +273,24 @@ class Applier {
    * Host path of the entry's parent dir, created if missing. Symlinks in the path are followed
    * inside the root; with `noLinks` (whiteouts) any symlink on the way is an error.
    */
-  private parentDir(parts: string[], label: string, noLinks: boolean): string {
-    if (parts.length === 1) {
+  private parentDir(rel: string, label: string, noLinks: boolean): string {
+    const slash = rel.lastIndexOf('/');
+    if (slash < 0) {
       if (this.rootPlain === undefined) {
         this.rootPlain = (fs.lstatSync(this.root).mode & S_ISGID) === 0;
         if (this.rootPlain) this.plainDirs.add(this.root);
       }
       return this.root;
     }
-    const key = parts.slice(0, -1).join('/');
+    const key = rel.slice(0, slash);
     const cached = this.dirCache.get(key);
     if (cached !== undefined && !noLinks) return cached;
     let host: string;
     if (this.view) {
-      const rel = this.view.resolve(parts.slice(0, -1), label);
-      const direct = rel.join('/') === key;
+      const resolved = this.view.resolve(key.split('/'), label);
+      const direct = resolved.join('/') === key;
       if (noLinks && !direct) throw new InvalidWhiteoutError(label, 'its parent path goes through a symlink');
-      host = this.copyUpDirs(rel, label);
+      host = this.copyUpDirs(resolved, label);
       // A path that went through a LOWER layer's symlink is not cached: replacing that symlink
       // in this layer would not be seen by clear(), which only looks at the upper dir.
       if (!direct) return host;
@@ -519,11 +534,13 @@ class Applier {
     this.lmeta(host, e);
   }
 
-  private whiteout(e: TarEntry, parts: string[], base: string): void {
+  private whiteout(e: TarEntry, rel: string, base: string): void {
+    const slash = rel.lastIndexOf('/');
+    const dirRel = slash < 0 ? '' : rel.slice(0, slash);
     if (base === OPAQUE_MARKER) {
-      const dir = this.parentDir(parts, e.name, true);
+      const dir = this.parentDir(rel, e.name, true);
       if (this.overlay) lsetxattr(dir, OVERLAY_OPAQUE_XATTR, 'y');
-      else this.opaque.push(parts.slice(0, -1).join('/'));
+      else this.opaque.push(dirRel);
       return;
     }
     if (base.startsWith(WHITEOUT_PREFIX + WHITEOUT_PREFIX)) {
@@ -534,7 +551,7 @@ class Applier {
     if (name === '' || name === '.' || name === '..') {
       throw new InvalidWhiteoutError(e.name, 'no file name after .wh.');
     }
-    const dir = this.parentDir(parts, e.name, true);
+    const dir = this.parentDir(rel, e.name, true);
     const host = dir + '/' + name;
     if (this.overlay) {
       this.clear(host, e.name);
@@ -550,7 +567,7 @@ class Applier {
       fs.unlinkSync(host);
       if (st.isSymbolicLink()) this.dropCaches();
     }
-    this.written?.delete(parts.slice(0, -1).concat(name).join('/'));
+    this.written?.delete(dirRel === '' ? name : dirRel + '/' + name);
   }
 
   /**

@@ -43,6 +43,25 @@ describe('gunzipInWorker', () => {
     }
   });
 
+  it('streams share one worker: concurrent streams stay separate, a corrupt one fails alone', async () => {
+    const bad = Buffer.from(gz);
+    bad.fill(0xff, 1000, 5000);
+    const runs = [gz, bad, gz, gz].map((input) => {
+      const { output, result } = gunzipInWorker(chunked(input, 48 * 1024));
+      return Promise.all([collect(output), result]);
+    });
+    const settled = await Promise.allSettled(runs);
+    expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    for (const r of settled) {
+      if (r.status === 'fulfilled') {
+        expect(r.value[0].equals(plain)).toBe(true);
+        expect(r.value[1].output.digest).toBe(sha(plain));
+      } else {
+        expect(r.reason).toBeInstanceOf(MalformedArchiveError);
+      }
+    }
+  });
+
   it('a slow reader still gets every byte in order (credits, no loss)', async () => {
     const { output, result } = gunzipInWorker(chunked(gz, 16 * 1024));
     expect((await collect(output, true)).equals(plain)).toBe(true);

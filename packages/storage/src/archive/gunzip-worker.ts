@@ -17,9 +17,12 @@
  * is paused meanwhile), and at most OUT_CREDITS output buffers are sent but not yet wanted by the
  * output's reader (zlib's output is paused meanwhile). Memory per layer: ~8 MiB.
  *
- * Lifecycle: the worker ends itself after its last message; destroying `output`, an input error or
- * `signal` terminate it. `result` settles once the output has ended (digests) or failed. Corrupt
- * gzip data fails `output` (and `result`) with MalformedArchiveError, like the in-process path.
+ * Lifecycle: one worker thread serves all streams of the process; it is started on first use,
+ * does not keep the process alive while idle, and ends 2 s after its last stream. Destroying
+ * `output`, an input error or `signal` cancel the stream (its zlib is destroyed in the worker).
+ * `result` settles once the output has ended (digests) or failed. Corrupt gzip data fails
+ * `output` (and `result`) with MalformedArchiveError, like the in-process path; a worker crash
+ * fails every stream it was serving.
  *
  * The worker's code is a plain CommonJS string run with `eval: true`: it must load the same way
  * from sources (vitest, tsx) and from the bundled dist, and it needs only node: builtins.
@@ -59,95 +62,178 @@ const OUT_CHUNK = INFLATE_CHUNK_SIZE;
 const IN_BATCH = INFLATE_INPUT_BATCH;
 
 type FromWorker =
-  | { t: 'ack'; buf: ArrayBuffer }
-  | { t: 'out'; buf: ArrayBuffer; len: number }
-  | { t: 'done'; input: StreamDigest; output: StreamDigest }
-  | { t: 'error'; code: string | undefined; message: string };
+  | { id: number; t: 'ack'; buf: ArrayBuffer }
+  | { id: number; t: 'out'; buf: ArrayBuffer; len: number }
+  | { id: number; t: 'done'; input: StreamDigest; output: StreamDigest }
+  | { id: number; t: 'error'; code: string | undefined; message: string };
 
+/*
+ * One worker serves every stream of the process (messages carry the stream's id): starting a
+ * worker costs ~30-40 ms of CPU here, and a pull of an image with several large layers would
+ * otherwise start one per layer. Output buffers are pooled across streams.
+ */
 const WORKER_SOURCE = `'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { createGunzip } = require('node:zlib');
 const CHUNK = workerData.chunk;
-const inHash = createHash('sha256');
-const outHash = createHash('sha256');
-let inSize = 0;
-let outSize = 0;
-let credits = workerData.credits;
 // output buffers returned by the main thread (chunk-loan.ts), reused before allocating
 const pool = [];
-let acc = new Uint8Array(CHUNK);
-let accLen = 0;
-let over = false;
-const gz = createGunzip({ chunkSize: CHUNK });
-function send() {
-  if (accLen === 0) return;
-  const buf = acc.buffer;
-  parentPort.postMessage({ t: 'out', buf, len: accLen }, [buf]);
-  credits--;
-  const reuse = pool.pop();
-  acc = reuse === undefined ? new Uint8Array(CHUNK) : new Uint8Array(reuse);
-  accLen = 0;
-}
-function finish(msg) {
-  if (over) return;
-  over = true;
-  parentPort.postMessage(msg);
-  parentPort.close();
-}
-gz.on('data', (c) => {
-  outHash.update(c);
-  outSize += c.length;
-  let off = 0;
-  while (off < c.length) {
-    const k = Math.min(c.length - off, CHUNK - accLen);
-    acc.set(c.subarray(off, off + k), accLen);
-    accLen += k;
-    off += k;
-    if (accLen === CHUNK) send();
-  }
-  if (credits <= 0) gz.pause();
-});
-gz.on('end', () => {
-  send();
-  finish({
-    t: 'done',
-    input: { digest: 'sha256:' + inHash.digest('hex'), size: inSize },
-    output: { digest: 'sha256:' + outHash.digest('hex'), size: outSize },
+const streams = new Map();
+function open(id) {
+  const st = {
+    id,
+    inHash: createHash('sha256'),
+    outHash: createHash('sha256'),
+    inSize: 0,
+    outSize: 0,
+    credits: workerData.credits,
+    acc: new Uint8Array(CHUNK),
+    accLen: 0,
+    gz: createGunzip({ chunkSize: CHUNK }),
+  };
+  streams.set(id, st);
+  st.gz.on('data', (c) => {
+    st.outHash.update(c);
+    st.outSize += c.length;
+    let off = 0;
+    while (off < c.length) {
+      const k = Math.min(c.length - off, CHUNK - st.accLen);
+      st.acc.set(c.subarray(off, off + k), st.accLen);
+      st.accLen += k;
+      off += k;
+      if (st.accLen === CHUNK) send(st);
+    }
+    if (st.credits <= 0) st.gz.pause();
   });
-});
-gz.on('error', (e) => finish({ t: 'error', code: e.code, message: e.message }));
+  st.gz.on('end', () => {
+    send(st);
+    finish(st, {
+      id,
+      t: 'done',
+      input: { digest: 'sha256:' + st.inHash.digest('hex'), size: st.inSize },
+      output: { digest: 'sha256:' + st.outHash.digest('hex'), size: st.outSize },
+    });
+  });
+  st.gz.on('error', (e) => finish(st, { id, t: 'error', code: e.code, message: e.message }));
+}
+function send(st) {
+  if (st.accLen === 0) return;
+  const buf = st.acc.buffer;
+  parentPort.postMessage({ id: st.id, t: 'out', buf, len: st.accLen }, [buf]);
+  st.credits--;
+  const reuse = pool.pop();
+  st.acc = reuse === undefined ? new Uint8Array(CHUNK) : new Uint8Array(reuse);
+  st.accLen = 0;
+}
+function finish(st, msg) {
+  if (streams.get(st.id) !== st) return;
+  streams.delete(st.id);
+  pool.push(st.acc.buffer);
+  parentPort.postMessage(msg);
+}
 parentPort.on('message', (m) => {
-  if (over) return;
+  if (m.free !== undefined) for (const f of m.free) pool.push(f);
+  if (m.t === 'open') return open(m.id);
+  const st = streams.get(m.id);
+  if (st === undefined) return; // cancelled or failed: late messages are dropped
   if (m.t === 'in') {
     const b = Buffer.from(m.buf, 0, m.len);
-    inHash.update(b);
-    inSize += b.length;
+    st.inHash.update(b);
+    st.inSize += b.length;
     // zlib is done with the input when the write completes: the buffer goes back for reuse
-    gz.write(b, () => parentPort.postMessage({ t: 'ack', buf: m.buf }, [m.buf]));
+    st.gz.write(b, () => parentPort.postMessage({ id: st.id, t: 'ack', buf: m.buf }, [m.buf]));
   } else if (m.t === 'end') {
-    gz.end();
+    st.gz.end();
   } else if (m.t === 'credit') {
-    if (m.free !== undefined) for (const f of m.free) pool.push(f);
-    credits += m.n;
-    if (credits > 0 && gz.isPaused()) gz.resume();
+    st.credits += m.n;
+    if (st.credits > 0 && st.gz.isPaused()) st.gz.resume();
+  } else if (m.t === 'cancel') {
+    streams.delete(m.id);
+    st.gz.destroy();
   }
 });
 `;
 
+type StreamHandler = (m: FromWorker) => void;
+
+/** The shared worker: started on first use, unref'd and ended when no stream has used it for a while. */
+class WorkerHost {
+  private worker: Worker | undefined;
+  private readonly streams = new Map<number, StreamHandler>();
+  private nextId = 1;
+  private idle: NodeJS.Timeout | undefined;
+  /** Input batches returned by the worker, reused by every stream. */
+  readonly inPool: ArrayBuffer[] = [];
+
+  open(handler: StreamHandler): { id: number; post: (msg: object, transfer?: ArrayBuffer[]) => void } {
+    clearTimeout(this.idle);
+    this.idle = undefined;
+    const w = this.worker ?? this.start();
+    w.ref();
+    const id = this.nextId++;
+    this.streams.set(id, handler);
+    w.postMessage({ id, t: 'open' });
+    return {
+      id,
+      post: (msg, transfer) => {
+        // a stream whose worker died (or was replaced) only drops its messages
+        if (this.worker === w && this.streams.has(id)) w.postMessage({ id, ...msg }, transfer ?? []);
+      },
+    };
+  }
+
+  /** The stream is over (done, failed or cancelled): its late messages are ignored. */
+  close(id: number, cancel: boolean): void {
+    if (!this.streams.delete(id)) return;
+    if (cancel) this.worker?.postMessage({ id, t: 'cancel' });
+    if (this.streams.size > 0 || this.worker === undefined) return;
+    // idle: do not keep the process alive; end the thread unless another stream comes soon
+    const w = this.worker;
+    w.unref();
+    this.idle = setTimeout(() => {
+      if (this.worker === w && this.streams.size === 0) {
+        this.worker = undefined;
+        void w.terminate();
+      }
+    }, IDLE_MS);
+    this.idle.unref();
+  }
+
+  private start(): Worker {
+    const w = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { chunk: OUT_CHUNK, credits: OUT_CREDITS },
+      stdout: false,
+      stderr: false,
+    });
+    this.worker = w;
+    w.on('message', (m: FromWorker) => this.streams.get(m.id)?.(m));
+    const die = (err: Error) => {
+      if (this.worker !== w) return;
+      this.worker = undefined;
+      const handlers = [...this.streams.entries()];
+      this.streams.clear();
+      for (const [id, h] of handlers) h({ id, t: 'error', code: undefined, message: err.message });
+    };
+    w.on('error', (err) => die(err));
+    w.on('exit', () => die(new Error('gzip worker exited')));
+    return w;
+  }
+}
+
+/** How long the shared worker outlives its last stream. */
+const IDLE_MS = 2000;
+let host: WorkerHost | undefined;
+
 /**
- * Inflates the gzip stream `input` (every member) in a worker thread, hashing input and output
- * there. See the module comment for flow control and lifecycle.
+ * Inflates the gzip stream `input` (every member) in the shared worker thread, hashing input and
+ * output there. See the module comment for flow control and lifecycle.
  */
 export function gunzipInWorker(input: Readable, signal?: AbortSignal): WorkerGunzip {
-  const worker = new Worker(WORKER_SOURCE, {
-    eval: true,
-    workerData: { chunk: OUT_CHUNK, credits: OUT_CREDITS },
-    stdout: false,
-    stderr: false,
-  });
+  host ??= new WorkerHost();
+  const h = host;
   let owed = 0;
-  let ended = false;
   let settled = false;
   let resolveResult!: (d: InflateDigests) => void;
   let rejectResult!: (err: unknown) => void;
@@ -157,16 +243,46 @@ export function gunzipInWorker(input: Readable, signal?: AbortSignal): WorkerGun
   });
   result.catch(() => undefined);
 
+  const onMessage = (m: FromWorker) => {
+    if (settled) return;
+    switch (m.t) {
+      case 'ack':
+        h.inPool.push(m.buf);
+        inFlight--;
+        if (inFlight < IN_FLIGHT && input.isPaused() && !input.readableEnded) input.resume();
+        return;
+      case 'out':
+        if (output.push(lendChunk(Buffer.from(m.buf, 0, m.len), giveBack))) credit(1);
+        else owed++;
+        return;
+      case 'done':
+        settled = true;
+        h.close(stream.id, false);
+        signal?.removeEventListener('abort', onAbort);
+        resolveResult({ input: m.input, output: m.output });
+        output.push(null);
+        return;
+      case 'error':
+        fail(
+          new MalformedArchiveError(`gzip: ${m.message}`, {
+            cause: Object.assign(new Error(m.message), { code: m.code }),
+          }),
+        );
+        return;
+    }
+  };
+  const stream = h.open(onMessage);
+
   // Output buffers the tar reader is done with (chunk-loan.ts) go back with the next credits.
   let freed: ArrayBuffer[] = [];
   const credit = (n: number) => {
     if (n === 0 && freed.length === 0) return;
     const free = freed;
     freed = [];
-    worker.postMessage({ t: 'credit', n, free }, free);
+    stream.post({ t: 'credit', n, free }, free);
   };
   const giveBack = (chunk: Buffer) => {
-    if (settled) return; // the worker is gone or going: let the buffer be collected
+    if (settled) return; // the stream is over: let the buffer be collected
     freed.push(chunk.buffer as ArrayBuffer);
     if (freed.length >= OUT_CREDITS) credit(0);
   };
@@ -186,32 +302,34 @@ export function gunzipInWorker(input: Readable, signal?: AbortSignal): WorkerGun
   const stop = (err: Error) => {
     if (!settled) {
       settled = true;
+      h.close(stream.id, true);
       rejectResult(err);
     }
     input.off('data', onData);
     input.off('end', onEnd);
     signal?.removeEventListener('abort', onAbort);
     if (!input.destroyed) input.destroy();
-    void worker.terminate();
   };
   const fail = (err: Error) => {
     stop(err);
     if (!output.destroyed) output.destroy(err);
   };
 
-  // --- input: batch into fresh 1 MiB buffers (they are transferred, so never shared views) ---
-  // Batches come back with the worker's acks and are reused.
-  const inPool: ArrayBuffer[] = [];
-  let batch = new Uint8Array(IN_BATCH);
+  // --- input: batched into 1 MiB buffers that are transferred (so never shared views) and come
+  // back with the worker's acks for reuse ---
+  const newBatch = () => {
+    const reuse = h.inPool.pop();
+    return reuse === undefined ? new Uint8Array(IN_BATCH) : new Uint8Array(reuse);
+  };
+  let batch = newBatch();
   let batchLen = 0;
   let inFlight = 0;
   const post = () => {
     if (batchLen === 0) return;
-    const buf = batch.buffer;
-    worker.postMessage({ t: 'in', buf, len: batchLen }, [buf]);
+    const buf = batch.buffer as ArrayBuffer;
+    stream.post({ t: 'in', buf, len: batchLen }, [buf]);
     inFlight++;
-    const reuse = inPool.pop();
-    batch = reuse === undefined ? new Uint8Array(IN_BATCH) : new Uint8Array(reuse);
+    batch = newBatch();
     batchLen = 0;
   };
   const onData = (chunk: Buffer) => {
@@ -227,42 +345,10 @@ export function gunzipInWorker(input: Readable, signal?: AbortSignal): WorkerGun
   };
   const onEnd = () => {
     post();
-    worker.postMessage({ t: 'end' });
+    stream.post({ t: 'end' });
   };
   const onAbort = () => fail(new MalformedArchiveError('aborted', { cause: signal?.reason }));
 
-  worker.on('message', (m: FromWorker) => {
-    if (settled) return;
-    switch (m.t) {
-      case 'ack':
-        inPool.push(m.buf);
-        inFlight--;
-        if (inFlight < IN_FLIGHT && input.isPaused() && !input.readableEnded) input.resume();
-        return;
-      case 'out':
-        if (output.push(lendChunk(Buffer.from(m.buf, 0, m.len), giveBack))) credit(1);
-        else owed++;
-        return;
-      case 'done':
-        ended = true;
-        settled = true;
-        signal?.removeEventListener('abort', onAbort);
-        resolveResult({ input: m.input, output: m.output });
-        output.push(null);
-        return;
-      case 'error':
-        fail(
-          new MalformedArchiveError(`gzip: ${m.message}`, {
-            cause: Object.assign(new Error(m.message), { code: m.code }),
-          }),
-        );
-        return;
-    }
-  });
-  worker.on('error', (err) => fail(new MalformedArchiveError(`gzip worker: ${err.message}`, { cause: err })));
-  worker.on('exit', () => {
-    if (!ended) fail(new MalformedArchiveError('gzip worker exited early'));
-  });
   input.on('error', (err) => fail(err));
   input.on('data', onData);
   input.on('end', onEnd);

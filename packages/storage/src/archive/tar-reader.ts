@@ -58,9 +58,11 @@ export class TarReader {
   private pendingBody = 0;
   private pendingPad = 0;
   /**
-   * Input chunks fully consumed since the last entry boundary. Views of them may still be alive
-   * (an extended header's data, a body handed to the caller) until the caller asks for the next
-   * entry; only then are they returned to a lender (chunk-loan.ts).
+   * Input chunks fully consumed but maybe still viewed (an extended header's data while its
+   * padding is skipped; a body handed to the caller, valid until its next call into the reader).
+   * They are returned to their lender (chunk-loan.ts) at the points where no view is alive: the
+   * start of next()/nextBuffered(), after each readBody() callback, while skipping an unread body,
+   * between extended headers, and while draining. So this holds a bounded number of chunks.
    */
   private spent: Buffer[] = [];
   /** Total bytes pulled from the source. */
@@ -132,12 +134,17 @@ export class TarReader {
     this.spent = [];
   }
 
-  private async skip(n: number, what: string): Promise<void> {
+  /**
+   * Skips n bytes. `noViews`: no view handed out by this reader is alive (so a long skip returns
+   * lent chunks as it goes instead of holding them all).
+   */
+  private async skip(n: number, what: string, noViews = false): Promise<void> {
     while (n > 0) {
       if (this.buffered === 0 && !(await this.fill())) throw new MalformedArchiveError(`truncated ${what}`);
       const k = Math.min(n, this.buffered);
       this.advance(k);
       n -= k;
+      if (noViews) this.returnSpent();
     }
   }
 
@@ -155,6 +162,8 @@ export class TarReader {
       this.pendingBody -= k;
       const r = onChunk(slice);
       if (r) await r;
+      // the slice was only valid during onChunk: a body of any size holds no chunks
+      this.returnSpent();
     }
   }
 
@@ -207,15 +216,17 @@ export class TarReader {
   /** The next entry, or null at end-of-archive (the remaining input is then drained unparsed). */
   async next(): Promise<TarEntry | null> {
     this.returnSpent();
-    if (this.pendingBody > 0) await this.skip(this.pendingBody, 'file body');
+    if (this.pendingBody > 0) await this.skip(this.pendingBody, 'file body', true);
     this.pendingBody = 0;
-    if (this.pendingPad > 0) await this.skip(this.pendingPad, 'padding');
+    if (this.pendingPad > 0) await this.skip(this.pendingPad, 'padding', true);
     this.pendingPad = 0;
 
     let pax: Map<string, Buffer> | undefined;
     let longName: string | undefined;
     let longLink: string | undefined;
     for (;;) {
+      // the previous extended header's data (a view) has been parsed into copies
+      this.returnSpent();
       if (this.buffered < BLOCK && this.eof) {
         if (this.buffered === 0 && !pax && longName === undefined && longLink === undefined) {
           // A tar without end-of-archive blocks: accepted (many writers omit them), like GNU tar.

@@ -22,7 +22,7 @@ import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { createGunzip, createGzip, type Gzip } from 'node:zlib';
 import { type WriteStream, createWriteStream } from 'node:fs';
-import { normaliseEntryPath } from '../archive/apply.js';
+import { entryRelPath } from '../archive/apply.js';
 import { MalformedArchiveError } from '../errors.js';
 import { resolveInRoot } from '../fs/resolve-in-root.js';
 
@@ -236,7 +236,7 @@ export class SplitRecorder {
     if (regular && size > 0) {
       let rel: string;
       try {
-        rel = normaliseEntryPath(name).join('/');
+        rel = entryRelPath(name);
       } catch {
         rel = '';
       }
