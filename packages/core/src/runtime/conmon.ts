@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { OciRuntimeError } from '../errors.js';
 import { execFile } from '../util/exec.js';
+import { spawnHeldConmon } from './conmon-spawner.js';
 import { classifyRuntimeError, type OciRuntime } from './oci-runtime.js';
 
 /** Options shared by a container's conmon and an exec session's conmon. */
@@ -287,9 +288,18 @@ export function conmonCreate(o: ConmonCreateOptions): Promise<ConmonStarted> {
   return launch(conmonCreateArgs(o), o, false);
 }
 
-/** A container's conmon, started and held before its start pipe (see PendingConmon). */
+/**
+ * A container's conmon, started and held before its start pipe (see PendingConmon). Started from
+ * the spawner thread (conmon-spawner.ts) when nothing needs this thread's descriptors or signal
+ * (no inherited ports, no abort signal), else directly.
+ */
 export function conmonCreatePending(o: ConmonCreateOptions): PendingConmon {
-  return spawnConmon(conmonCreateArgs(o), o, false);
+  const args = conmonCreateArgs(o);
+  if (!o.signal && !o.extraFds?.length) {
+    const held = spawnHeldConmon(o.conmonPath, args, o.containerId);
+    if (held) return { args, go: held.go, cancel: held.cancel };
+  }
+  return spawnConmon(args, o, false);
 }
 
 export function conmonExec(o: ConmonExecOptions): Promise<ConmonStarted> {
