@@ -1082,11 +1082,17 @@ class ResumingBlobStream extends Readable {
   }
 
   private attach(b: OpenedBlob): void {
-    this.body = b.res.body;
+    const body = b.res.body;
+    this.body = body;
     this.skip = b.skip;
-    this.body.on('data', this.onData);
-    this.body.on('end', this.onEnd);
-    this.body.on('error', this.onError);
+    body.on('data', this.onData);
+    body.on('end', this.onEnd);
+    body.on('error', this.onError);
+    // A body that failed before we listened (an abort between the response and this call)
+    // emits nothing more.
+    if (body.errored) process.nextTick(this.onError, body.errored);
+    else if (body.destroyed && !body.readableEnded)
+      process.nextTick(this.onError, Object.assign(new Error('aborted'), { code: 'UND_ERR_ABORTED' }));
   }
 
   /** Stops listening to the current body; `destroy` it when it was not read to its end. */

@@ -204,7 +204,9 @@ function pumpToFile(
     src.on('end', onEnd);
     src.on('error', fail);
     src.on('close', onClose);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    // The signal may have fired while the caller was opening the file.
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
