@@ -62,12 +62,16 @@ function httpGet(port: number): Promise<string> {
   });
 }
 
-async function until<T>(fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+async function until<T>(fn: () => Promise<T | undefined>, ms = 10_000, what = 'condition'): Promise<T> {
   const end = Date.now() + ms;
+  let last: unknown;
   for (;;) {
-    const v = await fn().catch(() => undefined);
+    const v = await fn().catch((e) => {
+      last = e;
+      return undefined;
+    });
     if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error('condition not reached');
+    if (Date.now() > end) throw new Error(`${what} not reached in ${ms} ms (last: ${String(last ?? v)})`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -186,15 +190,39 @@ process.exit(0);`;
     // the program is gone; its conmon holds the port
     expect(await canBind(port)).toBe(false);
     // the container exits 3 after ~1 s; the exit hook restarts it (no program involved)
-    const restarted = await until(async () => {
-      const ins = await lp.containers.inspect(id);
-      return ins.RestartCount === 1 && ins.State.Status === 'running' ? ins : undefined;
-    }, 20_000);
-    expect(await until(() => httpGet(port))).toBe('held\n');
+    const restarted = await until(
+      async () => {
+        const ins = await lp.containers.inspect(id);
+        if (ins.RestartCount === 1 && ins.State.Status === 'running') return ins;
+        throw new Error(`restarts ${ins.RestartCount}, ${ins.State.Status}, error ${ins.State.Error}`);
+      },
+      30_000,
+      'the hook restart',
+    );
+    const body = await until(() => httpGet(port), 15_000, 'httpd after the restart').catch((e) => {
+      const sh = (c: string) => {
+        try {
+          return execFileSync('sh', ['-c', c], { encoding: 'utf8' });
+        } catch (x) {
+          return String(x);
+        }
+      };
+      console.error(
+        'DIAG',
+        JSON.stringify(restarted.State),
+        restarted.NetworkSettings.IPAddress,
+        sh(`iptables-save -t nat | grep -e ${port} -e DN- -e DNAT`),
+        sh(`ss -Hltnp sport = :${port}`),
+        sh(`nsenter -t ${restarted.State.Pid} -n ss -ltn; nsenter -t ${restarted.State.Pid} -n ip -4 addr`),
+        sh('ip -o link | grep veth; bridge link'),
+      );
+      throw e;
+    });
+    expect(body).toBe('held\n');
     expect(await canBind(port)).toBe(false);
     expect(holders(port)).toContain(`pid=${restarted.State.ConmonPid},`);
     await lp.containers.stop(id, { timeout: 1 });
-    expect(await until(() => canBind(port))).toBe(true);
+    expect(await until(() => canBind(port), 10_000, 'the port free after stop')).toBe(true);
     await lp.containers.remove(id);
     rmAgain(env);
   });

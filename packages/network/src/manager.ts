@@ -509,7 +509,9 @@ export class NetworkManager {
   async detach(containerId: string, signal?: AbortSignal): Promise<boolean> {
     return this.#mutex.run(containerId, async () => {
       const record = await this.#records.get(containerId);
-      const entries = (await this.#cache.list()).entries.filter((e) => e.containerId === containerId);
+      const entries = (await this.#cache.list(containerId)).entries.filter(
+        (e) => e.containerId === containerId,
+      );
       let first: unknown;
       for (const e of entries.reverse()) {
         try {
@@ -740,7 +742,9 @@ export class NetworkManager {
   ): Promise<TeardownReport> {
     return this.#mutex.run(containerId, async () => {
       const record = await this.#records.get(containerId);
-      const entries = (await this.#cache.list()).entries.filter((e) => e.containerId === containerId);
+      const entries = (await this.#cache.list(containerId)).entries.filter(
+        (e) => e.containerId === containerId,
+      );
       const errors: unknown[] = [];
       const ownNetns = record?.ownsNetns && record.netnsPath ? record.netnsPath : undefined;
       if (ownNetns && o.processesGone) await this.#netns.remove(ownNetns);

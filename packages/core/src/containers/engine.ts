@@ -314,10 +314,13 @@ export async function handleExit(
       ) {
         return undefined;
       }
+      // Read again under the lock: a restart (its init removes the exit file) or a remove may
+      // have got here first while we waited; transitioning now would tear down the new run.
+      const exitStat = statSync(engine.layout.exitFile(id), { throwIfNoEntry: false });
+      if (!exitStat) return undefined;
       // This is on the hot path of `run`: small fs calls inline, the rest in parallel. The
       // process is gone (conmon wrote the exit file): the runtime state goes without a kill.
       const oom = existsSync(`${engine.layout.persistDir(id)}/oom`);
-      const exitStat = statSync(engine.layout.exitFile(id), { throwIfNoEntry: false });
       const finishedAt = (exitStat?.mtime ?? new Date()).toISOString();
       await Promise.all([engine.runtime.deleteStopped(id).catch(() => {}), releaseResources(engine, r)]);
       rmSync(engine.layout.bundle(id), { recursive: true, force: true });

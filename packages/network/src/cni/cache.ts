@@ -57,8 +57,11 @@ export class ResultCache {
     rmSync(this.#file(network, containerId, ifName), { force: true });
   }
 
-  /** Every readable entry; unreadable files are returned as `broken` paths for removal. */
-  async list(): Promise<{ entries: CacheEntry[]; broken: string[] }> {
+  /**
+   * Every readable entry; unreadable files are returned as `broken` paths for removal. With
+   * `containerId`, only the files whose name carries it are read (teardown's case).
+   */
+  async list(containerId?: string): Promise<{ entries: CacheEntry[]; broken: string[] }> {
     let names: string[];
     try {
       names = readdirSync(this.dir);
@@ -70,6 +73,7 @@ export class ResultCache {
     const broken: string[] = [];
     for (const n of names) {
       if (n.endsWith('.tmp')) continue;
+      if (containerId !== undefined && !n.includes(`-${containerId}-`)) continue;
       const raw = await readIfExists(join(this.dir, n));
       if (raw === undefined) continue;
       const r = CacheEntrySchema.safeParse(JSONparse(raw));
