@@ -139,6 +139,8 @@ function pumpToFile(
     const fail = (err: unknown) => {
       if (failure) return;
       failure = { err };
+      // Whatever the source reports after this is moot, and must not be an unhandled 'error'.
+      src.on('error', () => {});
       src.destroy();
       if (!writing) settle();
     };
