@@ -94,8 +94,11 @@ export class NetworkIntegration {
       return { netnsPath: res.netnsPath, status: await statusOf(this.manager(), r.id, res.ports) };
     },
     teardownNetwork: async (r: ContainerRecord) => {
-      // Core tears down after the container's processes are gone (exit, kill + delete, failed init).
-      await this.manager().teardown(r.id, undefined, { processesGone: true });
+      // Core tears down after the container's processes are gone (exit, kill + delete, failed
+      // init): with a private PID namespace the kernel killed every process in it when its init
+      // died, so nothing can still use the netns. A container sharing a PID namespace may leave
+      // an exec'd process behind: then the plugins delete the interface as usual.
+      await this.manager().teardown(r.id, undefined, { processesGone: await this.privatePidNs(r.id) });
       // The published ports are free again only once conmon (their holder) is gone; it exits
       // right after its exit command, normally long before the DELs end. Not from the exit hook
       // itself: conmon waits for it.
@@ -138,6 +141,13 @@ export class NetworkIntegration {
     let stale = cached.some((f) => ![...ids].some((id) => f.includes(id)));
     for (const id of ids) if (!stale && !(await isAlive(id))) stale = true;
     if (stale) await this.manager().cleanupStale({ isAlive });
+  }
+
+  private async privatePidNs(id: string): Promise<boolean> {
+    const spec = (await this.engine?.store.readSpec(id).catch(() => undefined)) as
+      | { linux?: { namespaces?: { type: string; path?: string }[] } }
+      | undefined;
+    return !!spec?.linux?.namespaces?.some((n) => n.type === 'pid' && !n.path);
   }
 
   private containerDir(r: ContainerRecord): string {
