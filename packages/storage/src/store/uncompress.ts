@@ -3,8 +3,8 @@
  * size of both the input (the compressed blob, checked by the caller against the manifest) and
  * the output (the diffID). Detection is by content, as in archive/decompress.ts.
  *
- * - gzip, large (more than WORKER_MIN_INPUT bytes): inflated and hashed in a worker thread
- *   (archive/gunzip-worker.ts); the main thread is left to apply the tar.
+ * - gzip, large (more than WORKER_MIN_INPUT bytes): inflated and hashed in the process's shared
+ *   worker thread (archive/gunzip-worker.ts); the main thread is left to apply the tar.
  * - gzip, small: inflated in-process (createLayerGunzip: 1 MiB output chunks, input batched),
  *   hashed on the main thread: a worker costs ~30 ms of CPU to start, more than such a layer takes.
  * - zstd and plain tar: decompress(), hashed on the main thread (a plain tar is hashed once: its
