@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempDir, removeTempDir } from '@libpod-ts/test-rig';
 import { digestBytes } from '../../digest/digest.js';
-import { writeVerifiedBlob } from './files.js';
+import { openBlobFile, writeVerifiedBlob } from './files.js';
 
 /**
  * A source that yields `data` in `chunk`-byte pieces, one per tick (writes overlap arrivals);
@@ -100,5 +100,46 @@ describe('writeVerifiedBlob', () => {
       code: 'ERR_ABORTED',
     });
     expect(await readdir(dir)).toEqual([]);
+  });
+});
+
+describe('openBlobFile', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await makeTempDir('image-blobfile');
+  });
+  afterEach(async () => {
+    await removeTempDir(dir);
+  });
+
+  it('reads from an offset and reports the whole size', async () => {
+    const p = join(dir, 'blob');
+    await writeFile(p, 'abcdef');
+    const { stream, size } = await openBlobFile(p, 'blob x', { offset: 2 });
+    const parts: Buffer[] = [];
+    for await (const c of stream) parts.push(c as Buffer);
+    expect(size).toBe(6);
+    expect(Buffer.concat(parts).toString()).toBe('cdef');
+  });
+
+  it('a missing file is ERR_NOT_FOUND naming the blob', async () => {
+    await expect(openBlobFile(join(dir, 'nope'), 'blob y')).rejects.toMatchObject({
+      code: 'ERR_NOT_FOUND',
+      message: expect.stringContaining('blob y'),
+    });
+  });
+
+  // An archive load aborted at a layer's blob-start used to die of an uncaught AbortError: the
+  // stream was created with the aborted signal and errored before anyone listened.
+  it('an already aborted signal rejects with ERR_ABORTED and hands out no stream', async () => {
+    const p = join(dir, 'blob');
+    await writeFile(p, 'abc');
+    const ac = new AbortController();
+    ac.abort();
+    await expect(openBlobFile(p, 'blob z', { signal: ac.signal })).rejects.toMatchObject({
+      code: 'ERR_ABORTED',
+    });
+    // give a stray stream's next-tick error the chance to surface as an uncaught exception
+    await new Promise((r) => setImmediate(r));
   });
 });

@@ -4,14 +4,17 @@
  * failure), and size-capped reads of small JSON files.
  */
 import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { type FileHandle, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
+import type { BlobStream } from '../../types.js';
 import { Digester, parseDigest } from '../../digest/digest.js';
 import {
   AbortedError,
   DigestMismatchError,
   ImageError,
+  NotFoundError,
   SizeMismatchError,
   TooLargeError,
 } from '../../errors.js';
@@ -227,4 +230,29 @@ export async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * A blob file of an on-disk source as a stream from `offset`. The signal is checked before the
+ * stream exists: a stream created with an aborted signal errors on the next tick, before the
+ * caller (which gets it after an await) can listen, and the process dies of an uncaught error.
+ */
+export async function openBlobFile(
+  path: string,
+  object: string,
+  options: { offset?: number; signal?: AbortSignal | undefined } = {},
+): Promise<BlobStream> {
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch (err) {
+    throw new NotFoundError(object, { cause: err });
+  }
+  if (options.signal?.aborted) throw new AbortedError(object, { cause: options.signal.reason });
+  const stream = createReadStream(path, {
+    start: options.offset ?? 0,
+    highWaterMark: 1 << 20,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  return { stream, size };
 }

@@ -7,7 +7,6 @@
  * removed only then), so readers never see a mix. A non-empty target without a `version` file is
  * refused rather than deleted.
  */
-import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -30,7 +29,7 @@ import type {
   SystemContext,
   Transport,
 } from '../../types.js';
-import { readSmallFile, writeFileAtomic, writeVerifiedBlob } from '../common/files.js';
+import { openBlobFile, readSmallFile, writeFileAtomic, writeVerifiedBlob } from '../common/files.js';
 import { Closable } from '../common/source-base.js';
 
 const VERSION = 'Directory Transport Version: 1.1\n';
@@ -110,21 +109,11 @@ class DirSource extends Closable implements ImageSource {
     return { bytes, mediaType: detectManifestMediaType(bytes, '', object) };
   }
   async getBlob(d: Descriptor, options: OperationOptions & { offset?: number } = {}): Promise<BlobStream> {
-    const p = join(this.reference.path, blobName(d.digest));
-    let size: number;
-    try {
-      size = (await stat(p)).size;
-    } catch (err) {
-      throw new NotFoundError(`blob ${d.digest} in ${this.reference.toString()}`, { cause: err });
-    }
-    return {
-      stream: createReadStream(p, {
-        start: options.offset ?? 0,
-        signal: options.signal,
-        highWaterMark: 1 << 20,
-      }),
-      size,
-    };
+    return openBlobFile(
+      join(this.reference.path, blobName(d.digest)),
+      `blob ${d.digest} in ${this.reference.toString()}`,
+      options,
+    );
   }
   protected async doClose(): Promise<void> {}
 }

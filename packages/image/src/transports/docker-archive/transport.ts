@@ -42,7 +42,7 @@ import type {
   SystemContext,
   Transport,
 } from '../../types.js';
-import { readSmallFile, tempName, writeVerifiedBlob } from '../common/files.js';
+import { openBlobFile, readSmallFile, tempName, writeVerifiedBlob } from '../common/files.js';
 import { Closable } from '../common/source-base.js';
 import { detectCompression } from '../../copy/compression.js';
 import { extractTar, type TarInput, writeTar } from '../common/tar.js';
@@ -246,15 +246,7 @@ class DockerArchiveSource extends Closable implements ImageSource {
   async getBlob(d: Descriptor, options: OperationOptions & { offset?: number } = {}): Promise<BlobStream> {
     const p = this.files.get(d.digest);
     if (!p) throw new NotFoundError(`blob ${d.digest} in ${this.reference.toString()}`);
-    const size = (await stat(p)).size;
-    return {
-      stream: createReadStream(p, {
-        start: options.offset ?? 0,
-        signal: options.signal,
-        highWaterMark: 1 << 20,
-      }),
-      size,
-    };
+    return openBlobFile(p, `blob ${d.digest} in ${this.reference.toString()}`, options);
   }
 
   protected async doClose(): Promise<void> {

@@ -3,7 +3,6 @@
  * `org.opencontainers.image.ref.name` annotation; without it, a source takes the only image and
  * a destination adds an unnamed entry. The path is split at the first ':' (as containers/image).
  */
-import { createReadStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -26,7 +25,7 @@ import type {
   SystemContext,
   Transport,
 } from '../../types.js';
-import { readSmallFile, writeVerifiedBlob } from '../common/files.js';
+import { openBlobFile, readSmallFile, writeVerifiedBlob } from '../common/files.js';
 import { Closable } from '../common/source-base.js';
 import { blobPath, findInIndex, initLayout, readLayoutIndex, updateLayoutIndex } from './layout.js';
 
@@ -99,19 +98,11 @@ export class OciLayoutSource extends Closable implements ImageSource {
     descriptor: Descriptor,
     options: OperationOptions & { offset?: number } = {},
   ): Promise<BlobStream> {
-    const p = blobPath(this.root, descriptor.digest);
-    let size: number;
-    try {
-      size = (await stat(p)).size;
-    } catch (err) {
-      throw new NotFoundError(`blob ${descriptor.digest} in ${this.reference.toString()}`, { cause: err });
-    }
-    const stream: Readable = createReadStream(p, {
-      start: options.offset ?? 0,
-      signal: options.signal,
-      highWaterMark: 1 << 20,
-    });
-    return { stream, size };
+    return openBlobFile(
+      blobPath(this.root, descriptor.digest),
+      `blob ${descriptor.digest} in ${this.reference.toString()}`,
+      options,
+    );
   }
 
   async hasBlob(descriptor: Descriptor): Promise<boolean> {
