@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OciRuntimeError } from '../errors.js';
 import { findBinary } from './binaries.js';
@@ -52,5 +54,30 @@ describe('conmon spawner thread', () => {
     expect(processesWithArg(marker)).toEqual([]);
     // go after cancel is refused.
     await expect(held!.go()).rejects.toThrow(/already started or cancelled/);
+  });
+
+  it('never keeps a program alive: one that used it (or only started it) exits on its own', async () => {
+    const spawner = join(import.meta.dirname, 'conmon-spawner.ts');
+    const scripts = [
+      // Started while booting (the caller spawns directly), then nothing more.
+      `const { spawnHeldConmon } = await import(${JSON.stringify(spawner)});
+       console.log(spawnHeldConmon('/bin/true', [], 'x') === undefined ? 'booting' : 'ready');`,
+      // Used once, then the program ends.
+      `const { spawnerReady, spawnHeldConmon } = await import(${JSON.stringify(spawner)});
+       await spawnerReady();
+       await spawnHeldConmon('/bin/true', [], 'x').go().catch(() => {});
+       console.log('used');`,
+    ];
+    for (const code of scripts) {
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile(
+          process.execPath,
+          ['--import', 'tsx', '--input-type=module', '-e', code],
+          { timeout: 20_000, cwd: import.meta.dirname },
+          (err, stdout) => (err ? reject(err) : resolve(stdout.trim())),
+        );
+      });
+      expect(['booting', 'ready', 'used']).toContain(out);
+    }
   });
 });

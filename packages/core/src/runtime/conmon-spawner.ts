@@ -119,12 +119,13 @@ function getWorker(): Worker | undefined {
   if (broken) return undefined;
   if (worker) return ready ? worker : undefined;
   try {
-    worker = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false });
+    // execArgv []: the thread needs no loader of the embedding program (a `--import` hook, a
+    // test runner's preload), whose state could keep the process alive or cost memory.
+    worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], stdout: false, stderr: false });
   } catch {
     broken = true;
     return undefined;
   }
-  worker.unref();
   worker.on('message', (r: Reply) => {
     if (r.op === 'ready') {
       ready = true;
@@ -148,14 +149,24 @@ function getWorker(): Worker | undefined {
   };
   worker.on('error', fail);
   worker.on('exit', (code) => fail(new Error(`exited with ${code}`)));
+  // After the listeners: attaching a 'message' listener references the thread's port again.
+  worker.unref();
   return undefined;
 }
 
 /** Starts the worker if needed; resolves true once it takes requests, false if it cannot. */
 export function spawnerReady(): Promise<boolean> {
   getWorker();
-  if (ready || broken) return Promise.resolve(ready);
-  return new Promise((resolve) => onReady.push(() => resolve(ready)));
+  if (ready || broken || !worker) return Promise.resolve(ready);
+  // Waiting on the thread keeps the process alive (it is unreferenced otherwise).
+  const w = worker;
+  if (refs++ === 0) w.ref();
+  return new Promise((resolve) =>
+    onReady.push(() => {
+      if (--refs === 0) worker?.unref();
+      resolve(ready);
+    }),
+  );
 }
 
 function request(w: Worker, message: Record<string, unknown>, key: number): Promise<Reply> {
