@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Runtime components (what libpod-ts drives) and test/bench oracles (registry, skopeo, umoci, podman).
+# Runtime components (what libpod-ts drives; catatonit for `init: true`, podman's own choice) and
+# test/bench oracles (registry, skopeo, umoci, podman).
 PKGS=(runc crun conmon containernetworking-plugins iptables iproute2 util-linux
-      docker-registry skopeo umoci busybox-static podman openssl apache2-utils zstd procps)
+      docker-registry skopeo umoci busybox-static podman catatonit openssl apache2-utils zstd procps)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -270,6 +270,8 @@ async function readRuncState(roots: string[]): Promise<Map<string, string>> {
   return out;
 }
 
+const BUILTIN_CHAINS = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
+
 async function readIptables(): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   await Promise.all(
@@ -287,6 +289,9 @@ async function readIptables(): Promise<Map<string, string>> {
         const line = raw.trim();
         if (line.startsWith('*')) table = line.slice(1);
         if (!line.startsWith('-A ') && !line.startsWith(':')) continue;
+        // Built-in chains come with a table the plugins' first use creates (empty nat/filter
+        // tables after a boot): harmless, and not something a test can own. Rules in them count.
+        if (line.startsWith(':') && BUILTIN_CHAINS.has(line.slice(1).split(' ')[0]!)) continue;
         const norm = line.startsWith(':') ? `chain ${line.slice(1).split(' ')[0]}` : `rule ${line}`;
         const base = `${fam} ${table} ${norm}`;
         const n = (seen.get(base) ?? 0) + 1;
