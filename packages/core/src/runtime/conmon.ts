@@ -3,7 +3,6 @@ import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { OciRuntimeError } from '../errors.js';
 import { execFile } from '../util/exec.js';
-import { spawnHeldConmon } from './conmon-spawner.js';
 import { classifyRuntimeError, type OciRuntime } from './oci-runtime.js';
 
 /** Options shared by a container's conmon and an exec session's conmon. */
@@ -289,17 +288,12 @@ export function conmonCreate(o: ConmonCreateOptions): Promise<ConmonStarted> {
 }
 
 /**
- * A container's conmon, started and held before its start pipe (see PendingConmon). Started from
- * the spawner thread (conmon-spawner.ts) when nothing needs this thread's descriptors or signal
- * (no inherited ports, no abort signal), else directly.
+ * A container's conmon, started and held before its start pipe (see PendingConmon). Spawned on
+ * this thread: from a worker thread the fork still stalls this one (it write-locks the address
+ * space being copied) and the gain measured ~1 ms; see docs/decisions/lifecycle.md.
  */
 export function conmonCreatePending(o: ConmonCreateOptions): PendingConmon {
-  const args = conmonCreateArgs(o);
-  if (!o.signal && !o.extraFds?.length) {
-    const held = spawnHeldConmon(o.conmonPath, args, o.containerId);
-    if (held) return { args, go: held.go, cancel: held.cancel };
-  }
-  return spawnConmon(args, o, false);
+  return spawnConmon(conmonCreateArgs(o), o, false);
 }
 
 export function conmonExec(o: ConmonExecOptions): Promise<ConmonStarted> {

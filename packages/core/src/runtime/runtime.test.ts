@@ -10,7 +10,7 @@ import {
   OciRuntimeError,
 } from '../errors.js';
 import { findBinary } from './binaries.js';
-import { conmonCreateArgs } from './conmon.js';
+import { conmonCreateArgs, conmonSupports } from './conmon.js';
 import { classifyRuntimeError, OciRuntime } from './oci-runtime.js';
 
 describe('runtime layer', () => {
@@ -103,4 +103,16 @@ describe('runtime layer', () => {
       }
     },
   );
+
+  it('reads which options this conmon knows from its --help', async () => {
+    let conmon: string;
+    try {
+      conmon = findBinary('conmon');
+    } catch {
+      return;
+    }
+    expect(await conmonSupports(conmon, '--no-sync-log')).toBe(true);
+    expect(await conmonSupports(conmon, '--no-such-option')).toBe(false);
+    expect(await conmonSupports('/nonexistent/conmon', '--no-sync-log')).toBe(false);
+  });
 });
