@@ -13,15 +13,19 @@ export async function waitFor<T>(
   let wake: (() => void) | undefined;
   let watcher: FSWatcher | undefined;
   let dirty = false;
-  if (opts.dir) {
+  // The watch is set up only once a check failed (often the first already succeeds: wait() on
+  // an exited container), then the condition is checked again so nothing between is missed.
+  let watching = !opts.dir;
+  const startWatching = () => {
+    watching = true;
     try {
-      watcher = watch(opts.dir, { persistent: false }, () => {
+      watcher = watch(opts.dir!, { persistent: false }, () => {
         dirty = true;
         wake?.();
       });
       watcher.on('error', () => {});
     } catch {}
-  }
+  };
   const deadline = opts.timeoutMs === undefined ? undefined : Date.now() + opts.timeoutMs;
   try {
     for (;;) {
@@ -29,6 +33,10 @@ export async function waitFor<T>(
       dirty = false;
       const v = await check();
       if (v !== undefined) return v;
+      if (!watching) {
+        startWatching();
+        continue;
+      }
       if (deadline !== undefined && Date.now() >= deadline) {
         throw opts.onTimeout?.() ?? new Error('timed out');
       }
