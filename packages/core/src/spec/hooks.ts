@@ -13,7 +13,8 @@
  * ANDed (1.0.0; 0.1.0's "or" is not supported): every condition that is set must match, and at
  * least one must be set. A missing directory is skipped; an invalid file is an error naming it.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { HookConfigError } from '../errors.js';
@@ -80,7 +81,9 @@ export async function loadHooks(dirs: readonly string[] = DEFAULT_HOOKS_DIRS): P
   for (const dir of dirs) {
     let names: string[];
     try {
-      names = await readdir(dir);
+      // Inline: every create lists the (usually absent) default dirs; a pool round trip each
+      // costs more than the syscall.
+      names = readdirSync(dir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw new HookConfigError(dir, 'cannot read the hooks directory', { cause: err });
