@@ -15,6 +15,7 @@ import { Libpod } from '../packages/core/src/index.js';
 import { makeTestEnv } from '../test/container-fixtures.js';
 import { buildBusyboxImage, ensurePodmanReference } from '../test/rig/index.js';
 import { runBenchmark, withHostLock } from './lib/harness.js';
+import { settleProcesses } from './lib/settle.js';
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 20);
 const NET = { name: 'lpts-bench-run', subnet: '10.213.202.0/24', bridge: 'lpts-bench2' };
@@ -52,8 +53,9 @@ await withHostLock(async () => {
         rounds,
         warmup: 2,
         dropCaches: false,
+        prepare: () => settleProcesses(['podman', 'conmon', 'runc']),
         notes:
-          'sequential, one Node process, exploded busybox rootfs; ours: test-owned default bridge network (bridge+host-local+portmap+firewall+tuning, no ports), network set up at init and torn down before run() resolves; podman 4.3 + runc, CNI backend, image in containers-storage; target <= 0.5x podman. Network setup+teardown alone: bench/network-setup.ts (~250 ms here)',
+          'before every timed run (either side) the bench waits until no podman/conmon/runc process is left (podman container cleanup outlives podman run --rm); sequential, one Node process, exploded busybox rootfs; ours: test-owned default bridge network (bridge+host-local+portmap+firewall+tuning, no ports), network set up at init and torn down before run() resolves; podman 4.3 + runc, CNI backend, image in containers-storage; target <= 0.5x podman. Network setup+teardown alone: bench/network-setup.ts (~250 ms here)',
       });
     }
 

@@ -13,6 +13,7 @@ import { Libpod } from '../packages/core/src/index.js';
 import { buildBusyboxImage, ensurePodmanReference } from '../test/rig/index.js';
 import { makeTestEnv } from '../test/container-fixtures.js';
 import { formatMs, runBenchmark, withHostLock } from './lib/harness.js';
+import { settleProcesses } from './lib/settle.js';
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 20);
 
@@ -81,8 +82,9 @@ await withHostLock(async () => {
         rounds,
         warmup: 2,
         dropCaches: false,
+        prepare: () => settleProcesses(['podman', 'conmon', 'runc']),
         notes:
-          'podman 4.3 with runc (rig reference containers.conf), image in containers-storage; target <= 0.4x podman',
+          'podman 4.3 with runc (rig reference containers.conf), image in containers-storage; target <= 0.4x podman; before every timed run (either side) the bench waits until no podman/conmon/runc process is left (podman container cleanup outlives podman run --rm)',
       });
     }
     void vsRunc;
