@@ -1,8 +1,9 @@
 /**
- * Waits until no process with one of `names` (as /proc/<pid>/comm shows it) is left, so a timed
- * run does not share the host with background work the previous run left behind. podman's
- * conmon runs `podman container cleanup` after `podman run --rm` has returned; without this,
- * that cleanup lands in the next timed run, which in an A B A B bench is ours.
+ * Waits until no live process with one of `names` (as /proc/<pid>/comm shows it; zombies do not
+ * count) is left, so a timed run never shares the host with background work the previous run
+ * of the other side left behind (conmon runs an exit command after the container exits, which
+ * may outlive the command that was timed). A guard: in the runs recorded in RESULTS.md it found
+ * nothing to wait for (podman's cleanup had finished when `podman run --rm` returned).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 
@@ -11,8 +12,12 @@ function running(names: ReadonlySet<string>): string[] {
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
     try {
-      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      if (names.has(comm)) found.push(`${comm}[${pid}]`);
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // "pid (comm) state ...": comm may hold spaces or parentheses, so split at the last ')'.
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      const state = stat.slice(close + 2, close + 3);
+      if (names.has(comm) && state !== 'Z') found.push(`${comm}[${pid}]`);
     } catch {
       // gone meanwhile
     }
