@@ -55,7 +55,7 @@ await withHostLock(async () => {
         dropCaches: false,
         prepare: () => settleProcesses(['podman', 'conmon', 'runc']),
         notes:
-          'before every timed run (either side) the bench waits until no live podman/conmon/runc process is left (a guard against one side's background work landing in the other's timing); sequential, one Node process, exploded busybox rootfs; ours: test-owned default bridge network (bridge+host-local+portmap+firewall+tuning, no ports), network set up at init and torn down before run() resolves; podman 4.3 + runc, CNI backend, image in containers-storage; target <= 0.5x podman. Network setup+teardown alone: bench/network-setup.ts (~250 ms here)',
+          'before every timed run (either side) the bench waits until no live podman/conmon/runc process is left (a guard against background work of one side landing in the timing of the other); sequential, one Node process, exploded busybox rootfs; ours: test-owned default bridge network (bridge+host-local+portmap+firewall+tuning, no ports), network set up at init and torn down before run() resolves; podman 4.3 + runc, CNI backend, image in containers-storage; target <= 0.5x podman. Network setup+teardown alone: bench/network-setup.ts (~250 ms here)',
       });
     }
 

@@ -84,7 +84,7 @@ await withHostLock(async () => {
         dropCaches: false,
         prepare: () => settleProcesses(['podman', 'conmon', 'runc']),
         notes:
-          'podman 4.3 with runc (rig reference containers.conf), image in containers-storage; target <= 0.4x podman; before every timed run (either side) the bench waits until no live podman/conmon/runc process is left (a guard against one side's background work landing in the other's timing)',
+          'podman 4.3 with runc (rig reference containers.conf), image in containers-storage; target <= 0.4x podman; before every timed run (either side) the bench waits until no live podman/conmon/runc process is left (a guard against background work of one side landing in the timing of the other)',
       });
     }
     void vsRunc;
