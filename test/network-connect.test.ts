@@ -120,6 +120,54 @@ describe.skipIf(skip !== undefined)('network connect/disconnect of containers', 
     for (const id of [a.id, peer.id]) await lp.containers.remove(id, { force: true });
   });
 
+  it('disconnected from its last network: loopback only, also after a restart, until a connect', async () => {
+    const ifaces = async (id: string) =>
+      (await lp.containers.exec(id, { command: ['ls', '/sys/class/net'] })).stdout.trim().split(/\s+/).sort();
+    const c = await lp.containers.create({
+      rootfs: env.rootfs,
+      name: 'nc-last',
+      network: 'bridge',
+      command: ['sleep', '60'],
+    });
+    await lp.containers.start(c.id);
+    expect(await ifaces(c.id)).toEqual(['eth0', 'lo']);
+    await lp.networks.disconnect('nc-last', DEFAULT.name);
+    expect(await ifaces(c.id)).toEqual(['lo']);
+    expect((await lp.containers.inspect(c.id)).NetworkSettings.Networks).toEqual({});
+
+    // the next start does not fall back to the default network: its own netns, lo only (up)
+    await lp.containers.stop(c.id, { timeout: 1 });
+    expect((await lp.containers.inspect(c.id)).NetworkSettings.Networks).toEqual({});
+    await lp.containers.start(c.id);
+    const ins = await lp.containers.inspect(c.id);
+    expect(ins.HostConfig.NetworkMode).toBe('bridge');
+    expect(ins.NetworkSettings.Networks).toEqual({});
+    expect(ins.NetworkSettings.IPAddress).toBe('');
+    expect(await ifaces(c.id)).toEqual(['lo']);
+    const lo = await lp.containers.exec(c.id, {
+      command: ['sh', '-c', 'ip -o addr show lo | grep -o "inet [0-9.]*"'],
+    });
+    expect(lo.stdout).toBe('inet 127.0.0.1\n');
+
+    // a connect attaches to that netns now and is what the following starts attach
+    const att = await lp.networks.connect(c.id, NET2);
+    expect(att.ifName).toBe('eth0');
+    expect(att.addresses[0]).toMatch(/^10\.213\.133\.\d+\/24$/);
+    expect(Object.keys((await lp.containers.inspect(c.id)).NetworkSettings.Networks)).toEqual([NET2]);
+    await lp.containers.stop(c.id, { timeout: 1 });
+    await lp.containers.start(c.id);
+    expect(Object.keys((await lp.containers.inspect(c.id)).NetworkSettings.Networks)).toEqual([NET2]);
+    expect(await ifaces(c.id)).toEqual(['eth0', 'lo']);
+
+    // the same for a container that is not running: only the list changes
+    await lp.containers.stop(c.id, { timeout: 1 });
+    await lp.networks.disconnect(c.id, NET2);
+    await lp.containers.start(c.id);
+    expect(await ifaces(c.id)).toEqual(['lo']);
+    expect((await lp.containers.inspect(c.id)).NetworkSettings.Networks).toEqual({});
+    await lp.containers.remove(c.id, { force: true });
+  });
+
   it('a container that is not running: only its network list changes; refusals are typed', async () => {
     const c = await lp.containers.create({
       rootfs: env.rootfs,

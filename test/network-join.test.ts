@@ -178,6 +178,64 @@ describe.skipIf(skip !== undefined)('network container:<id> and ns:<path>', () =
     await lp.containers.remove(stopped.id, { force: true });
   });
 
+  it('a target with joiners cannot be removed (even with force); stopping it is allowed', async () => {
+    const target = await lp.containers.create({
+      rootfs: env.rootfs,
+      name: 'nj-dep-target',
+      network: 'bridge',
+      command: ['sleep', '60'],
+    });
+    await lp.containers.start(target.id);
+    const running = await lp.containers.create({
+      rootfs: env.rootfs,
+      network: 'container:nj-dep-target',
+      command: ['sleep', '60'],
+    });
+    await lp.containers.start(running.id);
+    const created = await lp.containers.create({
+      rootfs: env.rootfs,
+      network: `container:${target.id}`,
+      command: ['true'],
+    });
+    expect((await lp.containers.inspect(running.id)).Dependencies).toEqual([target.id]);
+    expect((await lp.containers.inspect(target.id)).Dependencies).toEqual([]);
+    for (const force of [false, true]) {
+      const err = await lp.containers.remove('nj-dep-target', { force }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'ERR_CONTAINER_HAS_DEPENDENTS', containerId: target.id });
+      expect([...(err as { dependents: string[] }).dependents].sort()).toEqual(
+        [running.id, created.id].sort(),
+      );
+      expect((err as Error).message).toContain(running.id.slice(0, 12));
+    }
+    // nothing happened to it: still running, still networked
+    expect((await lp.containers.inspect(target.id)).State.Status).toBe('running');
+
+    const ifaces = async () =>
+      (await lp.containers.exec(running.id, { command: ['ls', '/sys/class/net'] })).stdout
+        .trim()
+        .split(/\s+/)
+        .sort();
+    expect(await ifaces()).toEqual(['eth0', 'lo']);
+    // stopping the target is allowed: its interface goes (its address is free again), also
+    // from the namespace the running joiner keeps alive; a joiner cannot start into it then
+    await lp.containers.stop(target.id, { timeout: 1 });
+    expect(await ifaces()).toEqual(['lo']);
+    await expect(lp.containers.start(created.id)).rejects.toMatchObject({
+      code: 'ERR_CONTAINER_NOT_RUNNING',
+      containerId: target.id,
+    });
+    // an exited dependent still counts
+    await lp.containers.stop(running.id, { timeout: 1 });
+    await lp.containers.remove(created.id);
+    await expect(lp.containers.remove(target.id, { force: true })).rejects.toMatchObject({
+      code: 'ERR_CONTAINER_HAS_DEPENDENTS',
+      dependents: [running.id],
+    });
+    await lp.containers.remove(running.id);
+    await lp.containers.remove(target.id);
+    await expect(lp.containers.inspect(target.id)).rejects.toMatchObject({ code: 'ERR_CONTAINER_NOT_FOUND' });
+  });
+
   it('ns:<path> joins an existing namespace (ip netns add) and leaves it in place', async () => {
     execFileSync('ip', ['netns', 'add', NETNS]);
     try {

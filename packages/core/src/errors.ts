@@ -104,6 +104,24 @@ export class ContainerStateError extends CoreError {
   }
 }
 
+/**
+ * The container cannot be removed while other containers depend on it (they joined its network
+ * namespace: `network: 'container:<id>'`), not even with `force`, as podman refuses it ("has
+ * dependent containers which must be removed before it"). `dependents` are their full ids.
+ */
+export class ContainerHasDependentsError extends CoreError {
+  readonly containerId: string;
+  readonly dependents: readonly string[];
+  constructor(containerId: string, dependents: readonly string[]) {
+    super(
+      'ERR_CONTAINER_HAS_DEPENDENTS',
+      `container ${containerId.slice(0, 12)} has dependent containers which must be removed before it: ${dependents.map((d) => d.slice(0, 12)).join(', ')}`,
+    );
+    this.containerId = containerId;
+    this.dependents = dependents;
+  }
+}
+
 /** Options rejected by a schema; `issues` names each bad field. */
 export class InvalidOptionsError extends CoreError {
   readonly issues: readonly { path: string; message: string }[];

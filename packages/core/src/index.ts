@@ -5,6 +5,7 @@ export {
   BinaryNotFoundError,
   CommandNotExecutableError,
   CommandNotFoundError,
+  ContainerHasDependentsError,
   ContainerNameConflictError,
   ContainerNotFoundError,
   ContainerStateError,

@@ -67,19 +67,23 @@ export class NetworkIntegration {
       const prev = r.state.conmonPid;
       const heldBy = prev ? [prev, ...(process.ppid === prev ? [process.pid] : [])] : [];
       const userdata = join(this.containerDir(r), 'userdata');
+      // Disconnected from every network: its own netns with loopback only (the network
+      // package's `none` mode), hosts and resolv.conf as for a none container; connect attaches
+      // to it as to any netns the package made.
+      const none = r.network?.disconnected === true;
       const res = await this.manager().setup(
         {
           containerId: r.id,
           name: r.name,
-          netns: { mode: 'bridge' },
-          ...(r.network?.networks.length
+          netns: { mode: none ? 'none' : 'bridge' },
+          ...(!none && r.network?.networks.length
             ? {
                 networks: r.network.networks.map((n) =>
                   typeof n === 'string' ? { name: n } : (n as NetworkRequest),
                 ),
               }
             : {}),
-          portMappings: (r.network?.ports ?? []) as PortMapping[],
+          portMappings: none ? [] : ((r.network?.ports ?? []) as PortMapping[]),
           hosts: {
             path: join(userdata, 'hosts'),
             ...(r.hostname ? { hostname: r.hostname } : {}),
@@ -98,7 +102,11 @@ export class NetworkIntegration {
       // init): with a private PID namespace the kernel killed every process in it when its init
       // died, so nothing can still use the netns. A container sharing a PID namespace may leave
       // an exec'd process behind: then the plugins delete the interface as usual.
-      await this.manager().teardown(r.id, undefined, { processesGone: await this.privatePidNs(r.id) });
+      // A container others joined (`container:<id>`) may be stopped while they run: their
+      // processes keep the netns, so the plugins must delete the interface in it.
+      await this.manager().teardown(r.id, undefined, {
+        processesGone: (await this.privatePidNs(r.id)) && !(await this.hasLiveJoiners(r.id)),
+      });
       // The published ports are free again only once conmon (their holder) is gone; it exits
       // right after its exit command, normally long before the DELs end. Not from the exit hook
       // itself: conmon waits for it.
@@ -141,6 +149,14 @@ export class NetworkIntegration {
     let stale = cached.some((f) => ![...ids].some((id) => f.includes(id)));
     for (const id of ids) if (!stale && !(await isAlive(id))) stale = true;
     if (stale) await this.manager().cleanupStale({ isAlive });
+  }
+
+  private async hasLiveJoiners(id: string): Promise<boolean> {
+    const mode = `container:${id}`;
+    return !!(await this.engine?.store.list())?.some(
+      (r) =>
+        r.hostConfig.NetworkMode === mode && (ATTACHED.has(r.state.status) || isProcessAlive(r.state.pid)),
+    );
   }
 
   private async privatePidNs(id: string): Promise<boolean> {
@@ -209,8 +225,8 @@ class ContainerNetworkManager extends NetworkManager {
 
   #listed(r: ContainerRecord): NonNullable<ContainerRecord['network']>['networks'] {
     const list = r.network?.networks ?? [];
-    // An empty list means the default network.
-    return list.length ? list : [this.options.defaultNetwork.name];
+    // An empty list means the default network, unless the container was disconnected from all.
+    return list.length || r.network?.disconnected ? list : [this.options.defaultNetwork.name];
   }
 
   override async connect(
@@ -236,7 +252,7 @@ class ContainerNetworkManager extends NetworkManager {
       }
       return {
         ...r,
-        network: { ...r.network!, networks: [...listed, network as never], status },
+        network: { ...r.network!, networks: [...listed, network as never], disconnected: undefined, status },
       };
     });
     return out;
@@ -261,13 +277,12 @@ class ContainerNetworkManager extends NetworkManager {
         status = await statusOf(this, r.id, status?.ports ?? []);
         if (status.interfaces.length === 0) status = { ...status, ports: [] };
       }
+      const networks = listed.filter((n) => (typeof n === 'string' ? n : n.name) !== network);
+      // The last one gone: podman's container then behaves like `--network none` (also after a
+      // restart) until a connect; the flag keeps the empty list from meaning the default network.
       return {
         ...r,
-        network: {
-          ...r.network!,
-          networks: listed.filter((n) => (typeof n === 'string' ? n : n.name) !== network),
-          status,
-        },
+        network: { ...r.network!, networks, disconnected: networks.length === 0 || undefined, status },
       };
     });
   }

@@ -10,7 +10,7 @@ import {
 import type { Layout } from '../runtime/layout.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
 import { isProcessAlive, readFileIfExists, sleep } from '../util/fs.js';
-import { joinedNetnsPath } from './netns-join.js';
+import { dependentsOf, joinedNetnsPath } from './netns-join.js';
 import type { ContainerRecord } from './record.js';
 import { takePrelaunched } from './prelaunch.js';
 import type { ContainerStore } from './store.js';
@@ -346,6 +346,8 @@ export async function handleExit(
   if (!opts.applyPolicies) return outcome;
   if (transitioned.autoRemove) {
     if (isProcessAlive(transitioned.state.waiterPid)) return outcome;
+    // A target others joined stays (exited), as podman's cleanup of an --rm target fails then.
+    if ((await dependentsOf(engine, id)).length) return outcome;
     await removeContainer(engine, transitioned.id, { force: true, keepExitFile: true });
     return 'removed';
   }

@@ -1,4 +1,5 @@
 import type { Engine } from './engine.js';
+import { dependenciesOf } from './netns-join.js';
 import type { ContainerRecord } from './record.js';
 
 /** Podman-like `inspect` output (the fields users rely on; names as Podman spells them). */
@@ -35,6 +36,8 @@ export interface ContainerInspect {
   OCIRuntime: string;
   ConmonPidFile: string;
   Mounts: { Type: string; Source: string; Destination: string; Options: string[]; RW: boolean }[];
+  /** Full ids of the containers this one depends on (podman: the target of `container:<id>`). */
+  Dependencies: string[];
   Config: {
     Hostname: string;
     User: string;
@@ -198,6 +201,7 @@ export async function inspectRecord(r: ContainerRecord, engine: Engine): Promise
     OCIRuntime: r.runtime.slice(r.runtime.lastIndexOf('/') + 1),
     ConmonPidFile: `${engine.layout.bundle(r.id)}/conmon.pid`,
     Mounts: mounts,
+    Dependencies: dependenciesOf(r),
     Config: {
       Hostname: r.hostname,
       User: r.user,

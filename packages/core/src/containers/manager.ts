@@ -33,7 +33,7 @@ import { type ContainerSummary, ListOptions, listRecords } from './list.js';
 import { type LogLine, LogsOptions, readAllLogLines, readLogs, splitStreams } from './logs.js';
 import { newContainerId, randomName } from './names.js';
 import { cancelPrelaunched, holdPrelaunched } from './prelaunch.js';
-import { normaliseJoinedNetwork } from './netns-join.js';
+import { assertNoDependents, dependentsOf, normaliseJoinedNetwork } from './netns-join.js';
 import {
   ContainerCreateOptions,
   ContainerName,
@@ -327,7 +327,8 @@ export class Containers {
       r.state.status === 'exited' &&
       r.autoRemove &&
       r.state.waiterPid &&
-      !isProcessAlive(r.state.waiterPid)
+      !isProcessAlive(r.state.waiterPid) &&
+      !(await dependentsOf(this.engine, r.id)).length
     ) {
       // The run() that owned this `rm` container died before removing it.
       await removeContainer(this.engine, r.id, { force: true, keepExitFile: true });
@@ -496,7 +497,7 @@ export class Containers {
     } catch (err) {
       // Init takes the prelaunched conmon; one left means init never got to it.
       await cancelPrelaunched(id);
-      if (rm) await removeContainer(this.engine, id, { force: true }).catch(() => {});
+      if (rm) await this.removeAfterRun(id);
       throw err as OciRuntimeError;
     }
     // conmon drains the output before writing the exit file: once it exists the log is complete,
@@ -511,8 +512,14 @@ export class Containers {
       readAllLogLines(this.engine.layout.logFile(id)),
     ]);
     const { stdout, stderr } = splitStreams(lines);
-    if (rm) await removeContainer(this.engine, id, { force: true }).catch(() => {});
+    if (rm) await this.removeAfterRun(id);
     return { id, name, exitCode, stdout, stderr };
+  }
+
+  /** run's `rm`: best effort, and never a container others joined (it stays, exited). */
+  private async removeAfterRun(id: string): Promise<void> {
+    if ((await dependentsOf(this.engine, id).catch(() => [])).length) return;
+    await removeContainer(this.engine, id, { force: true }).catch(() => {});
   }
 
   /** Sends the stop signal, waits `timeout` seconds (default: the container's), then SIGKILL. */
@@ -584,9 +591,13 @@ export class Containers {
     await emit(this.engine, r, 'restart');
   }
 
-  /** Removes the container; a running one only with `force` (killed first). */
+  /**
+   * Removes the container; a running one only with `force` (killed first); never one that
+   * other containers joined (`container:<id>`): ContainerHasDependentsError.
+   */
   async remove(nameOrId: string, opts: { force?: boolean } = {}): Promise<void> {
     const r = await this.current(nameOrId);
+    await assertNoDependents(this.engine, r.id);
     if ((r.state.status === 'running' || r.state.status === 'paused') && !opts.force) {
       throw new ContainerStateError(r.id, r.state.status, 'remove (without force)');
     }

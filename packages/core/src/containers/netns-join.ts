@@ -1,6 +1,6 @@
 import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ContainerStateError, InvalidOptionsError } from '../errors.js';
+import { ContainerHasDependentsError, ContainerStateError, InvalidOptionsError } from '../errors.js';
 import { isProcessAlive } from '../util/fs.js';
 import type { Engine } from './engine.js';
 import type { ContainerRecord } from './record.js';
@@ -74,4 +74,28 @@ export async function joinedNetnsPath(engine: Engine, r: ContainerRecord): Promi
     throw new ContainerStateError(target.id, target.state.status, `join the network namespace of`);
   }
   return target.network?.netnsPath ?? `/proc/${target.state.pid}/ns/net`;
+}
+
+/**
+ * The containers that joined `id`'s network namespace (`container:<id>`), podman's dependents:
+ * `id` cannot be removed while one exists, in any state (ContainerHasDependentsError). Stopping
+ * it is allowed (its joiners lose their network until it runs again, as with podman).
+ */
+export async function assertNoDependents(engine: Engine, id: string): Promise<void> {
+  const dependents = await dependentsOf(engine, id);
+  if (dependents.length) throw new ContainerHasDependentsError(id, dependents);
+}
+
+/** Full ids of the containers that joined `id`'s network namespace (reads every record). */
+export async function dependentsOf(engine: Engine, id: string): Promise<string[]> {
+  const mode = `container:${id}`;
+  return (await engine.store.list())
+    .filter((r) => r.id !== id && r.hostConfig.NetworkMode === mode)
+    .map((r) => r.id);
+}
+
+/** The containers `r` depends on (inspect's `Dependencies`): the target of `container:<id>`. */
+export function dependenciesOf(r: ContainerRecord): string[] {
+  const j = joinedNetwork(r.hostConfig.NetworkMode);
+  return j?.kind === 'container' ? [j.target] : [];
 }

@@ -95,6 +95,12 @@ export const ContainerRecord = z.object({
       networks: z
         .array(z.union([z.string(), z.object({ name: z.string() }).catchall(z.unknown())]))
         .default([]),
+      /**
+       * Disconnected from every network (podman: then it behaves like `--network none` until a
+       * connect): the next start makes its own netns with loopback only. Without it an empty
+       * `networks` means the default network.
+       */
+      disconnected: z.boolean().optional(),
       /** Port mappings as `@libpod-ts/network` takes them (validated there). */
       ports: z.array(z.record(z.string(), z.unknown())).default([]),
       /** resolv.conf options (`dns`, `dnsSearch`, `dnsOptions`) and `--add-host` entries. */
