@@ -6,13 +6,13 @@
  * and bridges lpts-cn11x belong to this file.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Libpod } from '@libpod-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerSkipReason, makeTestEnv, type TestEnv } from './container-fixtures.js';
+import { addApplets, eventually, freePort } from './network-fixtures.js';
 
 const skip =
   containerSkipReason() ?? (existsSync('/usr/lib/cni/bridge') ? undefined : 'CNI plugins are not installed');
@@ -40,38 +40,13 @@ function httpGet(port: number): Promise<{ status: number; body: string }> {
   });
 }
 
-/** A port nobody listens on right now (bound to 0, read back, released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '0.0.0.0', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-/** Retries until the server in a just-started container answers (httpd needs a moment to bind). */
-async function eventually<T>(fn: () => Promise<T>, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
 describe.skipIf(skip !== undefined)('containers on networks: names, ports, modes', () => {
   let env: TestEnv;
   let lp: Libpod;
 
   beforeAll(async () => {
     env = await makeTestEnv('container-network-names');
-    for (const a of APPLETS) await symlink('busybox', join(env.rootfs, 'bin', a)).catch(() => {});
+    await addApplets(env.rootfs, APPLETS);
     await mkdir(join(env.rootfs, 'www'), { recursive: true });
     await writeFile(join(env.rootfs, 'www', 'index.html'), 'hello from httpd\n');
     lp = await Libpod.open({

@@ -6,11 +6,12 @@
  * this file's containers.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Libpod } from '@libpod-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerSkipReason, makeTestEnv, type TestEnv } from './container-fixtures.js';
+import { addApplets } from './network-fixtures.js';
 
 const skip =
   containerSkipReason() ?? (existsSync('/usr/lib/cni/bridge') ? undefined : 'CNI plugins are not installed');
@@ -25,7 +26,7 @@ describe.skipIf(skip !== undefined)('network connect/disconnect of containers', 
   let lp: Libpod;
   beforeAll(async () => {
     env = await makeTestEnv('network-connect');
-    for (const a of APPLETS) await symlink('busybox', join(env.rootfs, 'bin', a)).catch(() => {});
+    await addApplets(env.rootfs, APPLETS);
     await mkdir(join(env.rootfs, 'www'), { recursive: true });
     await writeFile(join(env.rootfs, 'www', 'index.html'), 'peer\n');
     lp = await Libpod.open({

@@ -7,11 +7,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Libpod } from '@libpod-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerSkipReason, makeTestEnv, type TestEnv } from './container-fixtures.js';
+import { addApplets, eventually } from './network-fixtures.js';
 
 const skip =
   containerSkipReason() ?? (existsSync('/usr/lib/cni/bridge') ? undefined : 'CNI plugins are not installed');
@@ -21,25 +21,13 @@ const DEFAULT = { name: 'lpts-nj-default', subnet: '10.213.130.0/24', bridge: 'l
 const NETNS = `lpts-nj-${process.pid}`;
 const APPLETS = ['httpd', 'wget', 'timeout', 'ip', 'grep'];
 
-async function eventually<T>(fn: () => Promise<T>, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
 describe.skipIf(skip !== undefined)('network container:<id> and ns:<path>', () => {
   let env: TestEnv;
   let lp: Libpod;
 
   beforeAll(async () => {
     env = await makeTestEnv('network-join');
-    for (const a of APPLETS) await symlink('busybox', join(env.rootfs, 'bin', a)).catch(() => {});
+    await addApplets(env.rootfs, APPLETS);
     lp = await Libpod.open({
       root: env.root,
       runRoot: env.runRoot,

@@ -16,6 +16,7 @@ import { promisify } from 'node:util';
 import { findExitHook, Libpod } from '@libpod-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerSkipReason, makeTestEnv, type TestEnv } from './container-fixtures.js';
+import { freePort } from './network-fixtures.js';
 
 const execFileP = promisify(execFile);
 const skip =
@@ -32,17 +33,6 @@ function canBind(port: number): Promise<boolean> {
     const s: Server = createServer();
     s.once('error', () => resolve(false));
     s.listen({ host: '0.0.0.0', port, exclusive: true }, () => s.close(() => resolve(true)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '0.0.0.0', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
   });
 }
 
