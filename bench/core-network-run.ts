@@ -46,16 +46,18 @@ await withHostLock(async () => {
       });
       podmanImage = true;
       await runBenchmark({
-        name: 'core+network: containers.run(busybox true, bridge, rm) vs podman run --rm (bridge)',
+        name: 'core+network: containers.run(rootfs, busybox true, bridge, rm) vs podman run --rm --rootfs (bridge)',
         ours: runOn('bridge'),
-        reference: { cmd: ['podman', 'run', '--rm', PODMAN_IMAGE, 'true'] },
-        referenceLabel: 'podman run --rm (default bridge network, CNI)',
+        // Like for like: both run the same exploded rootfs (until 2026-12-05 podman ran its image,
+        // which added its container-layer cost to its side only).
+        reference: { cmd: ['podman', 'run', '--rm', '--rootfs', env.rootfs, 'true'] },
+        referenceLabel: 'podman run --rm --rootfs <same dir> (default bridge network, CNI)',
         rounds,
         warmup: 2,
         dropCaches: false,
         prepare: () => settleProcesses(['podman', 'conmon', 'runc']),
         notes:
-          'before every timed run (either side) the bench waits until no live podman/conmon/runc process is left (a guard against background work of one side landing in the timing of the other); sequential, one Node process, exploded busybox rootfs; ours: test-owned default bridge network (bridge+host-local+portmap+firewall+tuning, no ports), network set up at init and torn down before run() resolves; podman 4.3 + runc, CNI backend, image in containers-storage; target <= 0.5x podman. Network setup+teardown alone: bench/network-setup.ts (~250 ms here)',
+          'before every timed run (either side) the bench waits until no live podman/conmon/runc process is left (a guard against background work of one side landing in the timing of the other); sequential, one Node process, the same exploded busybox rootfs on both sides; ours: test-owned default bridge network (bridge+host-local+portmap+firewall+tuning, no ports), network set up at init and torn down before run() resolves; podman 4.3 + runc, CNI backend; target <= 0.5x podman. Network setup+teardown alone: bench/network-setup.ts (~250 ms here)',
       });
     }
 
