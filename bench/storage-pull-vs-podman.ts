@@ -8,16 +8,14 @@ import {
 } from '../packages/image/src/index.js';
 import { openStore } from '../packages/storage/src/index.js';
 import {
-  buildBusyboxImage,
   ensurePodmanReference,
   makeTempDir,
-  pushWithSkopeo,
   type RigRegistry,
   removeTempDir,
   startRegistry,
 } from '../test/rig/index.js';
 import { dropCaches, runBenchmark, withHostLock } from './lib/harness.js';
-import { buildManyFilesLayout } from './lib/many-files-image.js';
+import { pushBenchImage } from './lib/bench-images.js';
 
 const which = process.env.BENCH_IMAGE ?? 'ab';
 
@@ -95,37 +93,23 @@ await withHostLock(async () => {
   const registry = await startRegistry({ tls: false, auth: 'none' });
   try {
     if (which.includes('a')) {
-      const layout = join(work, 'random');
-      await buildBusyboxImage({
-        dir: layout,
-        tag: 'bench',
-        layers: [0, 1, 2, 3].map((i) => ({
-          kind: 'random' as const,
-          bytes: 32 * 1024 * 1024,
-          seed: `l${i}`,
-        })),
-        gzipLevel: 1,
-      });
-      await pushWithSkopeo(layout, 'bench', registry, { repo: 'bench/random' });
-      await rm(layout, { recursive: true, force: true });
+      const repo = await pushBenchImage('random', work, registry);
       await benchPull(
         registry,
         work,
         short,
-        'bench/random',
+        repo,
         'pull 4 x 32 MiB random layers registry -> store (copy() into containers-storage vs podman pull)',
         '4 gzip(level 1) layers of 32 MiB incompressible data; docker-registry on 127.0.0.1, plain HTTP; overlay on ext4',
       );
     }
     if (which.includes('b')) {
-      const layout = await buildManyFilesLayout(work);
-      await pushWithSkopeo(layout, 'bench', registry, { repo: 'bench/usr-share' });
-      await rm(layout, { recursive: true, force: true });
+      const repo = await pushBenchImage('many-files', work, registry);
       await benchPull(
         registry,
         work,
         short,
-        'bench/usr-share',
+        repo,
         'pull a many-files image (/usr/share, gzip) registry -> store (copy() into containers-storage vs podman pull)',
         "one gzip(level 6) layer of this host's /usr/share (~670 MB, ~47k files); docker-registry on 127.0.0.1, plain HTTP; overlay on ext4",
       );
