@@ -60,24 +60,17 @@ export interface ContainerInspect {
     ReadonlyRootfs: boolean;
     CgroupParent: string;
   } & Record<string, unknown>;
-  NetworkSettings: {
+  /** The address fields at the top level are the first network's (Podman's); empty when not running. */
+  NetworkSettings: EndpointAddresses & {
     SandboxKey: string;
-    /** Of the first network (Podman's top-level fields); empty when not running. */
-    IPAddress: string;
-    IPPrefixLen: number;
-    Gateway: string;
-    GlobalIPv6Address: string;
-    GlobalIPv6PrefixLen: number;
-    IPv6Gateway: string;
-    MacAddress: string;
     /** `"<port>/<proto>"` -> bindings, as published (auto-chosen host ports resolved). */
     Ports: Record<string, { HostIp: string; HostPort: string }[]>;
     Networks: Record<string, NetworkEndpoint>;
   };
 }
 
-export interface NetworkEndpoint {
-  NetworkID: string;
+/** A container's addresses on one network, as podman's inspect names them. */
+export interface EndpointAddresses {
   IPAddress: string;
   IPPrefixLen: number;
   Gateway: string;
@@ -85,6 +78,10 @@ export interface NetworkEndpoint {
   GlobalIPv6PrefixLen: number;
   IPv6Gateway: string;
   MacAddress: string;
+}
+
+export interface NetworkEndpoint extends EndpointAddresses {
+  NetworkID: string;
   Aliases: string[];
 }
 
