@@ -6,13 +6,12 @@
  * and bridges lpts-cn11x belong to this file.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Libpod } from '@libpod-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerSkipReason, makeTestEnv, type TestEnv } from './container-fixtures.js';
-import { addApplets, eventually, freePort } from './network-fixtures.js';
+import { addApplets, addWww, eventually, freePort, networkOpenOptions } from './network-fixtures.js';
 
 const skip =
   containerSkipReason() ?? (existsSync('/usr/lib/cni/bridge') ? undefined : 'CNI plugins are not installed');
@@ -47,14 +46,8 @@ describe.skipIf(skip !== undefined)('containers on networks: names, ports, modes
   beforeAll(async () => {
     env = await makeTestEnv('container-network-names');
     await addApplets(env.rootfs, APPLETS);
-    await mkdir(join(env.rootfs, 'www'), { recursive: true });
-    await writeFile(join(env.rootfs, 'www', 'index.html'), 'hello from httpd\n');
-    lp = await Libpod.open({
-      root: env.root,
-      runRoot: env.runRoot,
-      storage: false,
-      network: { defaultNetwork: DEFAULT, extraConfigDirs: [] },
-    });
+    await addWww(env.rootfs, 'hello from httpd\n');
+    lp = await Libpod.open(networkOpenOptions(env, DEFAULT));
     await lp.networks.createNetwork({
       name: USER,
       subnets: [{ subnet: '10.213.111.0/24' }],

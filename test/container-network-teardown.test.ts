@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { findExitHook, Libpod } from '@libpod-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerSkipReason, makeTestEnv, type TestEnv } from './container-fixtures.js';
+import { networkOpenOptions } from './network-fixtures.js';
 
 const skip =
   containerSkipReason() ?? (existsSync('/usr/lib/cni/bridge') ? undefined : 'CNI plugins are not installed');
@@ -43,12 +44,7 @@ function kill(pid: number): void {
 describe.skipIf(skip !== undefined)('container network teardown', () => {
   let env: TestEnv;
   let lp: Libpod;
-  const opts = () => ({
-    root: env.root,
-    runRoot: env.runRoot,
-    storage: false as const,
-    network: { defaultNetwork: DEFAULT, extraConfigDirs: [] },
-  });
+  const opts = () => networkOpenOptions(env, DEFAULT);
 
   beforeAll(async () => {
     env = await makeTestEnv('container-network-teardown');

@@ -6,12 +6,11 @@
  * this file's containers.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Libpod } from '@libpod-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerSkipReason, makeTestEnv, type TestEnv } from './container-fixtures.js';
-import { addApplets } from './network-fixtures.js';
+import { addApplets, addWww, networkOpenOptions } from './network-fixtures.js';
 
 const skip =
   containerSkipReason() ?? (existsSync('/usr/lib/cni/bridge') ? undefined : 'CNI plugins are not installed');
@@ -27,14 +26,8 @@ describe.skipIf(skip !== undefined)('network connect/disconnect of containers', 
   beforeAll(async () => {
     env = await makeTestEnv('network-connect');
     await addApplets(env.rootfs, APPLETS);
-    await mkdir(join(env.rootfs, 'www'), { recursive: true });
-    await writeFile(join(env.rootfs, 'www', 'index.html'), 'peer\n');
-    lp = await Libpod.open({
-      root: env.root,
-      runRoot: env.runRoot,
-      storage: false,
-      network: { defaultNetwork: DEFAULT, extraConfigDirs: [] },
-    });
+    await addWww(env.rootfs, 'peer\n');
+    lp = await Libpod.open(networkOpenOptions(env, DEFAULT));
     await lp.networks.createNetwork({
       name: NET2,
       subnets: [{ subnet: '10.213.133.0/24' }],

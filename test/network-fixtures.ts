@@ -1,5 +1,5 @@
 /** Helpers shared by the network scenario tests (containers on bridge networks, ports, joins). */
-import { symlink } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -31,4 +31,26 @@ export async function eventually<T>(fn: () => Promise<T>, ms = 5000): Promise<T>
 /** Links busybox applets into a busybox rootfs's /bin (existing links are kept). */
 export async function addApplets(rootfs: string, applets: readonly string[]): Promise<void> {
   for (const a of applets) await symlink('busybox', join(rootfs, 'bin', a)).catch(() => {});
+}
+
+/** Writes `/www/index.html` into a busybox rootfs for busybox httpd to serve. */
+export async function addWww(rootfs: string, body: string): Promise<void> {
+  await mkdir(join(rootfs, 'www'), { recursive: true });
+  await writeFile(join(rootfs, 'www', 'index.html'), body);
+}
+
+/**
+ * Libpod options of a network test: no image store, a default network the test owns, and no
+ * conflists read from /etc/cni/net.d. Plain data, so child-process scripts can embed it as JSON.
+ */
+export function networkOpenOptions(
+  env: { root: string; runRoot: string },
+  defaultNetwork: { name: string; subnet: string; bridge: string },
+) {
+  return {
+    root: env.root,
+    runRoot: env.runRoot,
+    storage: false as const,
+    network: { defaultNetwork, extraConfigDirs: [] as string[] },
+  };
 }

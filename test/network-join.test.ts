@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Libpod } from '@libpod-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerSkipReason, makeTestEnv, type TestEnv } from './container-fixtures.js';
-import { addApplets, eventually } from './network-fixtures.js';
+import { addApplets, eventually, networkOpenOptions } from './network-fixtures.js';
 
 const skip =
   containerSkipReason() ?? (existsSync('/usr/lib/cni/bridge') ? undefined : 'CNI plugins are not installed');
@@ -28,12 +28,7 @@ describe.skipIf(skip !== undefined)('network container:<id> and ns:<path>', () =
   beforeAll(async () => {
     env = await makeTestEnv('network-join');
     await addApplets(env.rootfs, APPLETS);
-    lp = await Libpod.open({
-      root: env.root,
-      runRoot: env.runRoot,
-      storage: false,
-      network: { defaultNetwork: DEFAULT, extraConfigDirs: [] },
-    });
+    lp = await Libpod.open(networkOpenOptions(env, DEFAULT));
   });
 
   afterAll(async () => {

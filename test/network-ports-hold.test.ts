@@ -8,7 +8,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { symlink } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { findExitHook, Libpod } from '@libpod-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerSkipReason, makeTestEnv, type TestEnv } from './container-fixtures.js';
-import { freePort } from './network-fixtures.js';
+import { addWww, freePort, networkOpenOptions } from './network-fixtures.js';
 
 const execFileP = promisify(execFile);
 const skip =
@@ -74,18 +74,12 @@ function holders(port: number): string {
 describe.skipIf(skip !== undefined)('published host ports are held like podman', () => {
   let env: TestEnv;
   let lp: Libpod;
-  const openOpts = () => ({
-    root: env.root,
-    runRoot: env.runRoot,
-    storage: false as const,
-    network: { defaultNetwork: DEFAULT, extraConfigDirs: [] },
-  });
+  const openOpts = () => networkOpenOptions(env, DEFAULT);
 
   beforeAll(async () => {
     env = await makeTestEnv('network-ports-hold');
     for (const a of ['httpd', 'sleep']) await symlink('busybox', join(env.rootfs, 'bin', a)).catch(() => {});
-    await mkdir(join(env.rootfs, 'www'), { recursive: true });
-    await writeFile(join(env.rootfs, 'www', 'index.html'), 'held\n');
+    await addWww(env.rootfs, 'held\n');
     lp = await Libpod.open(openOpts());
   });
 
