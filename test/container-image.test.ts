@@ -88,6 +88,25 @@ describe.skipIf(skip !== undefined)('containers from images in the store (writab
     expect(await (await lp.images.store()).listContainers()).toEqual([]);
   });
 
+  it('run() keeps one mount from create to init and none after the exit, also when start fails', async () => {
+    const store = await lp.images.store();
+    const ok = await lp.containers.run({ image: 'localhost/rig/busybox:latest', command: ['true'] });
+    expect(ok.exitCode).toBe(0);
+    const missing = await lp.containers
+      .run({ image: 'localhost/rig/busybox:latest', command: ['/no/such/binary'] })
+      .catch((e) => e);
+    expect(missing).toBeInstanceOf(Error);
+    expect(mountsUnder(env.dir)).toEqual([]);
+    // The writable layer of an image container is stored under the container's id.
+    expect(await store.mountCount(ok.id)).toBe(0);
+    // A later start mounts again (count 1 while running) and its exit unmounts (count 0).
+    await lp.containers.start(ok.id);
+    expect(await lp.containers.wait(ok.id)).toBe(0);
+    expect(mountsUnder(env.dir)).toEqual([]);
+    for (const c of await lp.containers.list({ all: true })) await lp.containers.remove(c.Id, { force: true });
+    expect(await store.listContainers()).toEqual([]);
+  });
+
   it('pulls an image from an OCI layout into the store (image package, containers-storage:) and runs it', async () => {
     const layout = join(env.dir, 'layout-pull');
     await buildBusyboxImage({ dir: layout, config: { cmd: ['echo', 'pulled'] } });

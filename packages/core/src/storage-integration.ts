@@ -67,9 +67,8 @@ export class StorageIntegration {
       await (await this.open()).unmount(r.storageId!);
     },
     removeRootfs: async (r: ContainerRecord) => {
-      const store = await this.open();
-      await store.unmount(r.storageId!, { force: true }).catch(() => {});
-      await store.deleteContainer(r.storageId!);
+      // force: unmounts (whatever the count) under the same lock as the delete.
+      await (await this.open()).deleteContainer(r.storageId!, { force: true });
     },
   };
 }

@@ -12,7 +12,7 @@ import type { OciRuntime } from '../runtime/oci-runtime.js';
 import { isProcessAlive, readFileIfExists, sleep } from '../util/fs.js';
 import { dependentsOf, joinedNetnsPath } from './netns-join.js';
 import type { ContainerRecord } from './record.js';
-import { takePrelaunched } from './prelaunch.js';
+import { takeHeldMount, takePrelaunched } from './prelaunch.js';
 import type { ContainerStore } from './store.js';
 
 /**
@@ -129,7 +129,8 @@ export async function initContainer(
     linux?: { namespaces?: { type: string; path?: string }[] };
   };
   try {
-    if (record.rootfsSource === 'storage' && engine.integrations.mountRootfs) {
+    // run()'s create may have kept the rootfs mounted for us (its reference becomes ours).
+    if (record.rootfsSource === 'storage' && engine.integrations.mountRootfs && !takeHeldMount(record.id)) {
       rootfs = await engine.integrations.mountRootfs(record);
     }
     if (record.network && record.network.mode === 'bridge' && engine.integrations.setupNetwork) {

@@ -32,7 +32,7 @@ import { type ContainerInspect, inspectRecord } from './inspect.js';
 import { type ContainerSummary, ListOptions, listRecords } from './list.js';
 import { type LogLine, LogsOptions, readAllLogLines, readLogs, splitStreams } from './logs.js';
 import { newContainerId, randomName } from './names.js';
-import { cancelPrelaunched, holdPrelaunched } from './prelaunch.js';
+import { cancelPrelaunched, holdMount, holdPrelaunched, takeHeldMount } from './prelaunch.js';
 import { assertNoDependents, dependentsOf, normaliseJoinedNetwork } from './netns-join.js';
 import {
   ContainerCreateOptions,
@@ -133,12 +133,12 @@ export class Containers {
     signal?.throwIfAborted();
     const id = newContainerId();
     const name = o.name ?? randomName();
-    // run(): conmon loads while the spec and records are made (no bridge network: its conmon
-    // also holds the published ports, known only at init).
-    const early = prelaunch && o.network !== 'bridge';
+    // run(): conmon loads while the spec and records are made (not with published ports: its
+    // conmon also holds their sockets, bound only at init).
+    const early = prelaunch && !(o.network === 'bridge' && (o.ports?.length ?? 0) > 0);
     if (early) await this.prelaunchConmon(id, name, o, waiterPid, signal);
     try {
-      return await this.createParsed(o, id, name, waiterPid);
+      return await this.createParsed(o, id, name, waiterPid, prelaunch);
     } catch (err) {
       if (early) {
         await cancelPrelaunched(id);
@@ -179,6 +179,8 @@ export class Containers {
     id: string,
     initialName: string,
     waiterPid: number | undefined,
+    /** run(): the rootfs stays mounted for the init that follows (see holdMount). */
+    keepMounted = false,
   ): Promise<{ id: string; name: string }> {
     let name = initialName;
     const hostname = o.hostname ?? id.slice(0, 12);
@@ -296,7 +298,8 @@ export class Containers {
         await this.engine.store.delete(id).catch(() => {});
         throw err;
       }
-      if (storage && this.engine.integrations.unmountRootfs) {
+      if (storage && keepMounted) holdMount(id);
+      else if (storage && this.engine.integrations.unmountRootfs) {
         // Mounted for the spec generator (users, workdir); init mounts it again.
         await this.engine.integrations.unmountRootfs(record).catch(() => {});
       }
@@ -495,11 +498,14 @@ export class Containers {
     try {
       await this.start(id, { signal });
     } catch (err) {
-      // Init takes the prelaunched conmon; one left means init never got to it.
+      // Init takes the prelaunched conmon and the kept mount; what is left, init never got to.
       await cancelPrelaunched(id);
+      if (takeHeldMount(id)) await this.releaseKeptMount(id);
       if (rm) await this.removeAfterRun(id);
       throw err as OciRuntimeError;
     }
+    // Another process may have started it first (then its init mounted): ours goes.
+    if (takeHeldMount(id)) await this.releaseKeptMount(id);
     // conmon drains the output before writing the exit file: once it exists the log is complete,
     // so the log is read while the exit is being recorded.
     await waitFor(async () => ((await readExitCode(this.engine, id)) !== undefined ? true : undefined), {
@@ -514,6 +520,12 @@ export class Containers {
     const { stdout, stderr } = splitStreams(lines);
     if (rm) await this.removeAfterRun(id);
     return { id, name, exitCode, stdout, stderr };
+  }
+
+  /** The rootfs mount run()'s create kept, when init never took it (a remove releases it too). */
+  private async releaseKeptMount(id: string): Promise<void> {
+    const r = await this.engine.store.read(id).catch(() => undefined);
+    if (r?.rootfsSource === 'storage') await this.engine.integrations.unmountRootfs?.(r).catch(() => {});
   }
 
   /** run's `rm`: best effort, and never a container others joined (it stays, exited). */

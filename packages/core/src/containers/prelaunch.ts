@@ -23,3 +23,19 @@ export function takePrelaunched(id: string): PendingConmon | undefined {
 export async function cancelPrelaunched(id: string): Promise<void> {
   await takePrelaunched(id)?.cancel();
 }
+
+/**
+ * Rootfs mounts `run()`'s create kept for its init (the spec generator needed the rootfs mounted;
+ * unmounting only for init to mount it again cost two mount(8)/umount(8) processes per run).
+ * The mount reference itself lives in the store; this only says who owns it.
+ */
+const heldMounts = new Set<string>();
+
+export function holdMount(id: string): void {
+  heldMounts.add(id);
+}
+
+/** True once for a container whose create kept its rootfs mounted for init. */
+export function takeHeldMount(id: string): boolean {
+  return heldMounts.delete(id);
+}
