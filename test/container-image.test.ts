@@ -103,7 +103,8 @@ describe.skipIf(skip !== undefined)('containers from images in the store (writab
     await lp.containers.start(ok.id);
     expect(await lp.containers.wait(ok.id)).toBe(0);
     expect(mountsUnder(env.dir)).toEqual([]);
-    for (const c of await lp.containers.list({ all: true })) await lp.containers.remove(c.Id, { force: true });
+    for (const c of await lp.containers.list({ all: true }))
+      await lp.containers.remove(c.Id, { force: true });
     expect(await store.listContainers()).toEqual([]);
   });
 

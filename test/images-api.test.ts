@@ -423,4 +423,39 @@ describe.skipIf(skip !== undefined)('lp.images: pull, tag, push, save/load, insp
     expect(await fresh.images.exists('localhost/kept:1')).toBe(true);
     expect(await fresh.images.prune()).toEqual([]);
   });
+
+  it('image operations write podman-style image events (pull, tag, untag, push, save, loadfromarchive, remove)', async () => {
+    const a = await open('events-a');
+    const img = await a.images.pull(`oci:${join(env.dir, 'layout')}:v1`, { name: 'localhost/ev:1' });
+    await a.images.tag('localhost/ev:1', 'ev:2');
+    await a.images.untag(img.id, 'localhost/ev:2');
+    await a.images.push('localhost/ev:1', `${reg.host}/rig/events:1`, { ctx: ctx() });
+    const archive = join(env.dir, 'events.tar');
+    await a.images.save('localhost/ev:1', { output: archive });
+    await a.images.remove('localhost/ev:1');
+    const b = await open('events-b');
+    await b.images.load(archive);
+    const seen = async (l: Libpod) => {
+      const out: string[] = [];
+      for await (const e of l.events.read({ type: ['image'] })) out.push(`${e.action} ${e.name} ${e.id}`);
+      return out;
+    };
+    expect(await seen(a)).toEqual([
+      `pull localhost/ev:1 ${img.id}`,
+      `tag localhost/ev:2 ${img.id}`,
+      `untag localhost/ev:2 ${img.id}`,
+      `push docker://${reg.host}/rig/events:1 ${img.id}`,
+      `save localhost/ev:1 ${img.id}`,
+      `remove localhost/ev:1 ${img.id}`,
+    ]);
+    expect(await seen(b)).toEqual([`loadfromarchive ${archive} ${img.id}`]);
+    // Filters: by image (ID prefix or name) and type; container filters match no image event.
+    const byImage: string[] = [];
+    for await (const e of a.events.read({ image: [img.id.slice(0, 12)], action: ['tag', 'untag'] }))
+      byImage.push(e.action);
+    expect(byImage).toEqual(['tag', 'untag']);
+    const asContainer: string[] = [];
+    for await (const e of a.events.read({ container: [img.id.slice(0, 12)] })) asContainer.push(e.action);
+    expect(asContainer).toEqual([]);
+  });
 });

@@ -110,6 +110,11 @@ describe.skipIf(skip !== undefined)('network connect/disconnect of containers', 
     expect(Object.keys(restarted.NetworkSettings.Networks).sort()).toEqual([DEFAULT.name, NET2].sort());
     expect(restarted.NetworkSettings.Networks[NET2]?.IPAddress).toMatch(/^10\.213\.133\.\d+$/);
     expect(hostsOf(peer.id)).toContain('nc-a');
+    // podman's network events: connect, disconnect, connect (the refused ones wrote none)
+    const netEvents: string[] = [];
+    for await (const e of lp.events.read({ type: ['network'], container: ['nc-a'] }))
+      netEvents.push(`${e.action} ${e.name} ${e.attributes.network}`);
+    expect(netEvents).toEqual([`connect nc-a ${NET2}`, `disconnect nc-a ${NET2}`, `connect nc-a ${NET2}`]);
 
     for (const id of [a.id, peer.id]) await lp.containers.remove(id, { force: true });
   });

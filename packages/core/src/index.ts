@@ -58,7 +58,7 @@ export type { ContainerInspect } from './containers/inspect.js';
 export { type ContainerSummary, ListOptions } from './containers/list.js';
 export type { ContainerStats } from './containers/stats.js';
 export type { TopResult } from './containers/top.js';
-export { EventAction, EventFilter, EventLog, type LibpodEvent } from './events/events.js';
+export { EventAction, EventFilter, EventLog, EventType, type LibpodEvent } from './events/events.js';
 export { findBinary } from './runtime/binaries.js';
 export { Layout } from './runtime/layout.js';
 export { OciRuntime, type RuntimeState, type RuntimeStatus } from './runtime/oci-runtime.js';

@@ -147,6 +147,7 @@ export class Libpod implements AsyncDisposable {
         });
         return true;
       },
+      events: engine.events,
     });
     // After close() every call throws LibpodClosedError (rejects, for async methods).
     this.containers = guardClosed(this.containers, () => this.closed);

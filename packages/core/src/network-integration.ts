@@ -255,7 +255,15 @@ class ContainerNetworkManager extends NetworkManager {
         network: { ...r.network!, networks: [...listed, network as never], disconnected: undefined, status },
       };
     });
+    await this.#event(c, 'connect', name);
     return out;
+  }
+
+  /** podman's network events: the container's id and name, the network as an attribute. */
+  async #event(c: ContainerRecord, action: 'connect' | 'disconnect', network: string): Promise<void> {
+    await this.engineRef()
+      ?.events.write({ type: 'network', action, id: c.id, name: c.name, attributes: { network } })
+      .catch(() => {});
   }
 
   override async disconnect(
@@ -285,6 +293,7 @@ class ContainerNetworkManager extends NetworkManager {
         network: { ...r.network!, networks, disconnected: networks.length === 0 || undefined, status },
       };
     });
+    await this.#event(c, 'disconnect', network);
   }
 }
 

@@ -20,12 +20,31 @@ export const EventAction = z.enum([
   'exec',
   'exec_died',
   'checkpoint',
+  // images (podman's image event statuses)
+  'pull',
+  'push',
+  'tag',
+  'untag',
+  'save',
+  'loadfromarchive',
+  // networks
+  'connect',
+  'disconnect',
 ]);
 export type EventAction = z.infer<typeof EventAction>;
 
-/** One event, as written to the events log (one JSON object per line). */
+export const EventType = z.enum(['container', 'image', 'network']);
+export type EventType = z.infer<typeof EventType>;
+
+/**
+ * One event, as written to the events log (one JSON object per line). Container events: `id`
+ * and `name` are the container's. Image events: the image's ID and the name the operation used
+ * (pulled, pushed, tagged, untagged, saved or removed name; the archive path for
+ * `loadfromarchive`). Network events (`connect`, `disconnect`): the container's id and name,
+ * the network in `attributes.network`.
+ */
 export interface LibpodEvent {
-  type: 'container';
+  type: EventType;
   action: EventAction;
   id: string;
   name: string;
@@ -42,11 +61,16 @@ export const EventFilter = z
     since: z.union([z.date(), z.string(), z.number()]).optional(),
     until: z.union([z.date(), z.string(), z.number()]).optional(),
     action: z.array(EventAction).optional(),
-    /** Container ids, id prefixes or names. */
+    /** Container ids, id prefixes or names (container and network events). */
     container: z.array(z.string()).optional(),
+    /**
+     * Image IDs, ID prefixes or names: image events of those images, and container events of
+     * containers created from them (by the name or ID the container was created with).
+     */
+    image: z.array(z.string()).optional(),
     /** `key` or `key=value` on the event's attributes (container labels are attributes). */
     label: z.array(z.string()).optional(),
-    type: z.array(z.literal('container')).optional(),
+    type: z.array(EventType).optional(),
   })
   .strict();
 export type EventFilter = z.input<typeof EventFilter>;
@@ -65,7 +89,15 @@ export function eventMatches(ev: LibpodEvent, f: z.infer<typeof EventFilter>): b
   if (f.until !== undefined && t > toMs(f.until)) return false;
   if (f.action && !f.action.includes(ev.action)) return false;
   if (f.type && !f.type.includes(ev.type)) return false;
-  if (f.container && !f.container.some((c) => ev.name === c || ev.id.startsWith(c))) return false;
+  if (f.container && (ev.type === 'image' || !f.container.some((c) => ev.name === c || ev.id.startsWith(c))))
+    return false;
+  if (f.image) {
+    const hit =
+      ev.type === 'image'
+        ? f.image.some((i) => ev.name === i || ev.id.startsWith(i))
+        : ev.image !== undefined && f.image.includes(ev.image);
+    if (!hit) return false;
+  }
   if (f.label) {
     for (const l of f.label) {
       const eq = l.indexOf('=');
@@ -97,7 +129,9 @@ export class EventLog {
     await writeFile(this.file, '', { flag: 'a', mode: 0o600 });
   }
 
-  async write(ev: Omit<LibpodEvent, 'time' | 'timeNano' | 'type'>): Promise<LibpodEvent> {
+  async write(
+    ev: Omit<LibpodEvent, 'time' | 'timeNano' | 'type'> & { type?: EventType },
+  ): Promise<LibpodEvent> {
     const nano = nowNano();
     const full: LibpodEvent = {
       type: 'container',

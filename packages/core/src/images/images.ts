@@ -10,6 +10,7 @@
  */
 import type { ImageRecord, Store } from '@libpod-ts/storage';
 import { ImageNotFoundError, InvalidOptionsError } from '../errors.js';
+import type { EventAction, EventLog } from '../events/events.js';
 import { parseOptions } from '../containers/options.js';
 import type { StorageIntegration } from '../storage-integration.js';
 import { loadImages, saveImages, saveItem } from './archive.js';
@@ -31,6 +32,8 @@ import { pullInto, pushFrom } from './transfer.js';
 export interface ImagesHooks {
   /** Removes the Libpod container using this storage container (force remove); false if none. */
   removeContainer?: RemoveStorageContainer;
+  /** Where image events go (podman writes pull, push, tag, untag, save, loadfromarchive, remove). */
+  events?: EventLog;
 }
 
 export class Images {
@@ -78,7 +81,13 @@ export class Images {
     const o = parseOptions(PullOptions, 'pull options', opts);
     const store = await this.store();
     const id = await pullInto(store, source, o.name, o);
+    await this.emit('pull', id, o.name ?? source);
     return lookup(store, id);
+  }
+
+  /** An image event; the operation has happened, so a failing events log does not undo it. */
+  private async emit(action: EventAction, id: string, name: string): Promise<void> {
+    await this.hooks.events?.write({ type: 'image', action, id, name, attributes: {} }).catch(() => {});
   }
 
   /**
@@ -95,13 +104,15 @@ export class Images {
     const o = parseOptions(PushOptions, 'push options', opts);
     const store = await this.store();
     const img = await lookup(store, ref);
-    return pushFrom(store, img, ref, destination, {
+    const pushed = await pushFrom(store, img, ref, destination, {
       ctx: o.ctx,
       signal: o.signal,
       onProgress: o.onProgress,
       compression: o.compression,
       manifestFormat: o.format,
     });
+    await this.emit('push', img.id, pushed.destination);
+    return pushed;
   }
 
   /**
@@ -111,11 +122,14 @@ export class Images {
   async tag(ref: string, newName: string): Promise<ImageRecord> {
     const name = normalizeTagName(newName).toString();
     const store = await this.store();
+    let rec: ImageRecord;
     try {
-      return await store.tagImage(ref, name);
+      rec = await store.tagImage(ref, name);
     } catch (err) {
       throw fromStoreError(err, ref);
     }
+    await this.emit('tag', rec.id, name);
+    return rec;
   }
 
   /**
@@ -137,6 +151,7 @@ export class Images {
           throw new ImageTagNotFoundError(img.id, n);
         throw err;
       }
+      await this.emit('untag', img.id, n);
     }
     return rec;
   }
@@ -160,8 +175,11 @@ export class Images {
     }
     const store = await this.store();
     const items = [];
-    for (const ref of list) items.push(saveItem(await lookup(store, ref), ref));
+    const images = [];
+    for (const ref of list) images.push(await lookup(store, ref));
+    for (const [i, img] of images.entries()) items.push(saveItem(img, list[i]!));
     await saveImages(store, items, o.format, o.output, o);
+    for (const [i, img] of images.entries()) await this.emit('save', img.id, list[i]!);
   }
 
   /**
@@ -175,7 +193,13 @@ export class Images {
         { path: 'path', message: 'an archive path is required' },
       ]);
     }
-    return loadImages(await this.store(), path, o.format, o);
+    const store = await this.store();
+    const names = await loadImages(store, path, o.format, o);
+    for (const n of names) {
+      const img = await lookup(store, n).catch(() => undefined);
+      if (img) await this.emit('loadfromarchive', img.id, path);
+    }
+    return names;
   }
 
   /**
@@ -187,13 +211,19 @@ export class Images {
     const o = parseOptions(RemoveImageOptions, 'remove options', opts);
     const store = await this.store();
     const img = await lookup(store, ref);
-    return removeImage(store, img, ref, o, this.hooks.removeContainer);
+    const report = await removeImage(store, img, ref, o, this.hooks.removeContainer);
+    // Only a name removed: podman writes `untag`; the image deleted: `remove`.
+    if (report.deleted.length === 0) for (const n of report.untagged) await this.emit('untag', img.id, n);
+    for (const id of report.deleted) await this.emit('remove', id, ref);
+    return report;
   }
 
   /** Removes images without names that no container uses (`podman image prune`); returns their IDs. */
   async prune(opts: PruneOptions = {}): Promise<string[]> {
     const o = parseOptions(PruneOptions, 'prune options', opts);
-    return pruneImages(await this.store(), o.signal);
+    const ids = await pruneImages(await this.store(), o.signal);
+    for (const id of ids) await this.emit('remove', id, id);
+    return ids;
   }
 }
 
