@@ -108,6 +108,22 @@ describe.skipIf(skip !== undefined)('containers from images in the store (writab
     expect(await store.listContainers()).toEqual([]);
   });
 
+  it("an rm container's layer is mounted volatile (podman --rm), a kept one is not", async () => {
+    const rootOpts = async (rm: boolean) => {
+      const r = await lp.containers.run({
+        image: 'localhost/rig/busybox:latest',
+        user: 'root',
+        command: ['sh', '-c', "grep ' / ' /proc/self/mounts"],
+        rm,
+      });
+      if (!rm) await lp.containers.remove(r.id);
+      return r.stdout;
+    };
+    if (driver !== 'overlay') return;
+    expect(await rootOpts(true)).toMatch(/\bvolatile\b/);
+    expect(await rootOpts(false)).not.toMatch(/\bvolatile\b/);
+  });
+
   it('pulls an image from an OCI layout into the store (image package, containers-storage:) and runs it', async () => {
     const layout = join(env.dir, 'layout-pull');
     await buildBusyboxImage({ dir: layout, config: { cmd: ['echo', 'pulled'] } });

@@ -39,7 +39,7 @@ export class StorageIntegration {
   }
 
   readonly images: ImageProvider = {
-    createRootfs: async (image, containerId) => {
+    createRootfs: async (image, containerId, opts = {}) => {
       const store = await this.open();
       let img: Awaited<ReturnType<Store['lookupImage']>>;
       try {
@@ -50,7 +50,11 @@ export class StorageIntegration {
       const configDoc = JSON.parse((await store.imageBlob(img.id, 'config')).toString('utf8')) as {
         config?: Record<string, unknown>;
       };
-      const c = await store.createContainer({ id: containerId, image: img.id });
+      const c = await store.createContainer({
+        id: containerId,
+        image: img.id,
+        volatile: opts.volatile === true,
+      });
       try {
         const rootfs = await store.mount(c.id);
         return { storageId: c.id, imageId: img.id, imageConfig: configDoc, rootfs };

@@ -71,6 +71,8 @@ export interface ImageProvider {
   createRootfs(
     image: string,
     containerId: string,
+    /** volatile: the layer need not survive a crash (overlay `volatile`), for `rm` containers. */
+    opts?: { volatile?: boolean },
   ): Promise<{ storageId: string; imageId: string; imageConfig: Record<string, unknown>; rootfs: string }>;
 }
 
@@ -201,7 +203,8 @@ export class Containers {
           { path: 'image', message: 'this Libpod has no image store; open it with storage, or pass rootfs' },
         ]);
       }
-      storage = await this.images.createRootfs(o.image!, id);
+      // An `rm` container's layer goes after one run: mounted volatile, as podman does.
+      storage = await this.images.createRootfs(o.image!, id, { volatile: o.rm });
       rootfs = storage.rootfs;
     }
     try {

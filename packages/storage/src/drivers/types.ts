@@ -63,6 +63,11 @@ export interface MountOptions {
   readonly?: boolean;
   /** Extra mount options (e.g. SELinux `context=`), appended verbatim. */
   mountOptions?: string[];
+  /**
+   * The writable layer need not survive a crash (overlay `volatile`: no syncfs at unmount, no
+   * fsync passed down). Podman sets it for `--rm` containers. Ignored where unsupported.
+   */
+  volatile?: boolean;
 }
 
 export interface ProbeResult {

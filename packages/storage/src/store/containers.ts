@@ -48,6 +48,8 @@ export interface CreateContainerOptions {
   image?: string;
   /** Caller's data (e.g. JSON), stored verbatim. */
   metadata?: string;
+  /** Its layer is mounted `volatile` (see MountOptions.volatile): for containers that go after one run. */
+  volatile?: boolean;
   signal?: AbortSignal;
 }
 
@@ -86,6 +88,7 @@ export async function createContainer(ctx: Ctx, opts: CreateContainerOptions): P
         layerId: l.id,
         created: nowIso(),
         ...(opts.metadata !== undefined ? { metadata: opts.metadata } : {}),
+        ...(opts.volatile ? { volatile: true } : {}),
       };
       tx.put(K.container(id), rec);
       if (opts.name !== undefined) tx.put(K.containerName(opts.name), id);
@@ -165,6 +168,7 @@ export function liveMount(m: MountRecord | undefined): MountRecord | undefined {
 export interface MountLayerOptions {
   readonly?: boolean;
   mountOptions?: string[];
+  volatile?: boolean;
   signal?: AbortSignal;
 }
 
@@ -179,6 +183,7 @@ export async function mountLayer(ctx: Ctx, layerId: string, opts: MountLayerOpti
     const path = await ctx.driver.mount(layerId, chain, {
       readonly: opts.readonly,
       mountOptions: opts.mountOptions,
+      ...(opts.volatile ? { volatile: true } : {}),
     });
     tx.put(K.mount(layerId), { count: (m?.count ?? 0) + 1, boot: bootId(), path });
     return path;

@@ -109,6 +109,8 @@ export const ContainerRecordSchema = z.object({
   layerId: Hex64,
   created: z.string(),
   metadata: z.string().optional(),
+  /** Mounted with overlay `volatile` (a container removed after its run: nothing to keep). */
+  volatile: z.boolean().optional(),
 });
 export type ContainerRecord = z.infer<typeof ContainerRecordSchema>;
 

@@ -217,4 +217,29 @@ describe.each(['overlay', 'vfs'] as DriverName[])('store on %s', (driverName) =>
     expect(await store.listLayers()).toEqual([]);
     expect((await store.check()).problems).toEqual([]);
   });
+
+  it('a volatile container mounts again after an unmount, and keeps what it wrote', async (ctx) => {
+    if (skip) return ctx.skip(skip);
+    const { imageId } = await baseImage();
+    const c = await store.createContainer({ image: imageId, volatile: true });
+    expect((await store.getContainer(c.id)).volatile).toBe(true);
+    for (const round of [1, 2, 3]) {
+      const root = await store.mount(c.id);
+      mounted.push([store, c.id]);
+      if (driverName === 'overlay') {
+        const line = (await fs.readFile('/proc/self/mounts', 'utf8'))
+          .split('\n')
+          .find((l) => l.split(' ')[1] === root);
+        expect(line).toMatch(/\bvolatile\b/);
+      }
+      await fs.appendFile(join(root, 'rounds'), `${round}\n`);
+      await store.unmount(c.id);
+      mounted.pop();
+    }
+    const root = await store.mount(c.id);
+    mounted.push([store, c.id]);
+    expect(await fs.readFile(join(root, 'rounds'), 'utf8')).toBe('1\n2\n3\n');
+    await store.deleteContainer(c.id, { force: true });
+    mounted.pop();
+  });
 });

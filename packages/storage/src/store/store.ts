@@ -370,7 +370,7 @@ export class Store implements AsyncDisposable {
   mount(ref: string, opts: MountLayerOptions = {}): Promise<string> {
     return this.run(async () => {
       const c = await this.ctx.db.transaction((tx) => getContainerTx(tx, ref));
-      return mountLayer(this.ctx, c.layerId, opts);
+      return mountLayer(this.ctx, c.layerId, { ...(c.volatile ? { volatile: true } : {}), ...opts });
     });
   }
 

@@ -35,6 +35,9 @@ function featureOffOptions(): string[] {
   return featureOff;
 }
 
+/** False once the kernel refused `volatile` (before 5.10): later mounts leave it out. */
+let volatileOk = true;
+
 /** Linux limits the mount data to one page. */
 const MAX_MOUNT_DATA = 4095;
 
@@ -172,6 +175,7 @@ export class OverlayDriver implements Driver {
       // The upper dir must stay a plain OCI-style changeset that changes()/diff() can read:
       // no redirect xattrs for renamed dirs, no metadata-only copy-ups, no inode index.
       for (const o of featureOffOptions()) data += ',' + o;
+      if (opts.volatile && volatileOk) data += ',volatile';
     }
     for (const o of opts.mountOptions ?? []) {
       // one option each; a comma only inside a quoted SELinux context ("...:s0:c1,c2")
@@ -202,10 +206,37 @@ export class OverlayDriver implements Driver {
     }
     if (data.includes(`${id}/empty`))
       await fs.promises.mkdir(path.join(this.dir(id), 'empty'), { recursive: true });
-    const args = ['-t', 'overlay', 'overlay', '-o', data];
-    if (opts.readonly) args.push('-r');
-    args.push(`${id}/merged`);
-    await runOrThrow('overlay', id, 'mount', 'mount', args, { cwd: this.home });
+    const volatile = data.endsWith(',volatile') || data.includes(',volatile,');
+    // A volatile mount leaves work/incompat/volatile behind, and overlayfs refuses to mount that
+    // workdir again until it is gone (the upper may have lost writes: the caller asked for that).
+    if (volatile)
+      await fs.promises.rm(path.join(this.dir(id), 'work', 'work', 'incompat'), {
+        recursive: true,
+        force: true,
+      });
+    const mountArgs = (d: string) => [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      d,
+      ...(opts.readonly ? ['-r'] : []),
+      `${id}/merged`,
+    ];
+    try {
+      await runOrThrow('overlay', id, 'mount', 'mount', mountArgs(data), { cwd: this.home });
+    } catch (err) {
+      if (!volatile) throw err;
+      await runOrThrow(
+        'overlay',
+        id,
+        'mount',
+        'mount',
+        mountArgs(this.mountData(id, parentChain, { ...opts, volatile: false })),
+        { cwd: this.home },
+      );
+      volatileOk = false;
+    }
     return merged;
   }
 
