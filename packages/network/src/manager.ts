@@ -36,7 +36,7 @@ import {
   NotAttachedError,
 } from './errors.js';
 import { deleteLink } from './host/links.js';
-import { pruneSharedChains, removeMasqChain, removeMasqChainBatched } from './host/iptables.js';
+import { pruneSharedChains, removeContainerRulesBatched, removeMasqChain } from './host/iptables.js';
 import { cidrAddress, contains, formatIp, parseCidr, parseIp } from './ip/cidr.js';
 import { mountPoints, NetnsDir } from './netns/netns.js';
 import { type HeldPorts, holdPorts } from './ports/hold.js';
@@ -303,22 +303,31 @@ export class NetworkManager {
       capabilityArgs: e.capabilityArgs,
     };
     // The bridge plugin tears down its masquerade rules only inside an existing netns; without
-    // one we do, alongside the DELs (the chain is named after the container, not its address,
-    // so this cannot touch a successor that gets the address once host-local released it).
+    // one we do (the chain is named after the container, not its address, so this cannot touch
+    // a successor that gets the address once host-local released it). The firewall plugin's
+    // rules go in the same transaction, before its DEL (which then has nothing to commit); the
+    // DELs before it run meanwhile.
     const main = mainPlugin(list);
+    const wantMasq = !netns && main.type === 'bridge' && main.ipMasq === true;
+    const firewall = list.plugins.some((p) => p.type === 'firewall');
     const masq =
-      !netns && main.type === 'bridge' && main.ipMasq
-        ? removeMasqChainBatched(
-            list.name,
-            e.containerId,
-            (e.result?.ips ?? []).some((i) => i.address.includes(':')),
-          ).catch(() => removeMasqChain(list.name, e.containerId).catch(() => {}))
+      wantMasq || firewall
+        ? removeContainerRulesBatched({
+            network: list.name,
+            containerId: e.containerId,
+            ips: (e.result?.ips ?? []).map((i) => i.address),
+            masq: wantMasq,
+            firewall,
+          }).catch(() => (wantMasq ? removeMasqChain(list.name, e.containerId).catch(() => {}) : undefined))
         : undefined;
     try {
       await delNetworkList(list, rt, e.result, {
         pluginDirs: this.options.pluginDirs,
         cache: this.#cache,
         signal,
+        beforeDel: async (p) => {
+          if (p.type === 'firewall') await masq;
+        },
       });
     } catch (err) {
       await masq;
@@ -733,7 +742,7 @@ export class NetworkManager {
        * pair, and the DELs run without a netns. That spares the bridge plugin's veth deletion
        * and masquerade teardown (~40-50 ms of a ~120 ms DEL chain here, each a wait for the
        * kernel); the masquerade chain goes in one iptables transaction instead (see
-       * removeMasqChainBatched). The host end of the veth disappears with the namespace, a
+       * removeContainerRulesBatched). The host end of the veth disappears with the namespace, a
        * moment after this resolves, on its own. Without it (a process may still use the netns)
        * the plugins delete the interface themselves, before the netns goes.
        */

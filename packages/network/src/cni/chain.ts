@@ -8,6 +8,8 @@ export interface ChainOptions {
   pluginDirs: readonly string[];
   cache: ResultCache;
   signal?: AbortSignal | undefined;
+  /** DEL: awaited before each plugin's DEL runs (work that must precede that plugin's). */
+  beforeDel?: (plugin: Record<string, unknown>) => Promise<void>;
 }
 
 function versionAtLeast(v: string, min: [number, number, number]): boolean {
@@ -109,6 +111,7 @@ export async function delNetworkList(
   let first: unknown;
   for (const p of [...list.plugins].reverse()) {
     try {
+      await o.beforeDel?.(p);
       await invokePlugin({
         command: 'DEL',
         config: pluginConfig(list, p, rt, withPrev ? prevResult : undefined),

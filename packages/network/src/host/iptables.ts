@@ -72,37 +72,66 @@ export async function removeMasqChain(network: string, containerId: string): Pro
   }
 }
 
+/** The firewall plugin's (iptables backend) two CNI-FORWARD rules for one container address. */
+function firewallRules(ip: string): string[] {
+  const host = `${ip}/${ip.includes(':') ? 128 : 32}`;
+  return [
+    `-A CNI-FORWARD -d ${host} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+    `-A CNI-FORWARD -s ${host} -j ACCEPT`,
+  ];
+}
+
 /**
- * removeMasqChain in one transaction per family: `<tool>-save -t nat` (a read, no commit) to
- * find the chain and its POSTROUTING jumps, then one `<tool>-restore --noflush` that deletes the
- * jumps and the chain. Each iptables-nft commit waits for the kernel (~10-25 ms here); the
- * bridge plugin's own teardown makes three, the generic path four. `ipv6`: also ip6tables.
- * Falls back to removeMasqChain when the batch is refused.
+ * What a container's DELs would remove one iptables commit at a time, in one transaction per
+ * family: the bridge plugin's masquerade chain and its POSTROUTING jumps (`masq`), and the
+ * firewall plugin's CNI-FORWARD rules for the container's addresses (`firewall`; rules present
+ * exactly as that plugin writes them, so the plugin's own DEL then finds nothing to commit).
+ * `<tool>-save` is a read (no commit); each iptables-nft commit waits for the kernel (~8-25 ms
+ * here): the two plugins' DELs make five. The addresses are still the container's (host-local
+ * releases them only at the bridge plugin's DEL, after these). Nothing matching: no restore.
+ * When the batch is refused, the masquerade chain goes the long way and the firewall rules are
+ * left to the plugin.
  */
-export async function removeMasqChainBatched(
-  network: string,
-  containerId: string,
-  ipv6: boolean,
-): Promise<void> {
-  const chain = masqChainName(network, containerId);
-  for (const tool of ipv6 ? TOOLS : (['iptables'] as const)) {
-    const r = await run(`${tool}-save`, ['-t', 'nat']).catch(() => ({ code: 127, stdout: '' }));
+export async function removeContainerRulesBatched(o: {
+  network: string;
+  containerId: string;
+  /** The container's addresses (CIDR or bare). */
+  ips: readonly string[];
+  masq: boolean;
+  firewall: boolean;
+}): Promise<void> {
+  const chain = masqChainName(o.network, o.containerId);
+  const addrs = o.ips.map((a) => a.split('/')[0]!);
+  for (const tool of TOOLS) {
+    const mine = addrs.filter((a) => a.includes(':') === (tool === 'ip6tables'));
+    if (mine.length === 0 && !(o.masq && tool === 'iptables')) continue;
+    const r = await run(`${tool}-save`, []).catch(() => ({ code: 127, stdout: '' }));
     if (r.code !== 0) continue;
-    const lines = r.stdout.split('\n');
-    if (!lines.some((l) => l.startsWith(`:${chain} `))) continue;
-    const jumps = lines.filter((l) => l.startsWith('-A POSTROUTING ') && l.endsWith(` -j ${chain}`));
-    const batch = [
-      '*nat',
-      ...jumps.map((l) => `-D${l.slice(2)}`),
-      `-F ${chain}`,
-      `-X ${chain}`,
-      'COMMIT',
-      '',
-    ];
-    const done = await run(`${tool}-restore`, ['-w', '--noflush'], { input: batch.join('\n') }).catch(() => ({
-      code: 127,
-    }));
-    if (done.code !== 0) await dropChain(tool, 'nat', chain, ['POSTROUTING']);
+    const byTable = new Map<string, string[]>();
+    let table: string[] | undefined;
+    for (const line of r.stdout.split('\n')) {
+      if (line.startsWith('*')) {
+        table = [];
+        byTable.set(line.slice(1).trim(), table);
+      } else table?.push(line);
+    }
+    const batch: string[] = [];
+    const nat = byTable.get('nat') ?? [];
+    const masq = o.masq && nat.some((l) => l.startsWith(`:${chain} `));
+    if (masq) {
+      const jumps = nat.filter((l) => l.startsWith('-A POSTROUTING ') && l.endsWith(` -j ${chain}`));
+      batch.push('*nat', ...jumps.map((l) => `-D${l.slice(2)}`), `-F ${chain}`, `-X ${chain}`, 'COMMIT');
+    }
+    if (o.firewall) {
+      const present = new Set(byTable.get('filter') ?? []);
+      const rules = mine.flatMap(firewallRules).filter((l) => present.has(l));
+      if (rules.length) batch.push('*filter', ...rules.map((l) => `-D${l.slice(2)}`), 'COMMIT');
+    }
+    if (batch.length === 0) continue;
+    const done = await run(`${tool}-restore`, ['-w', '--noflush'], { input: `${batch.join('\n')}\n` }).catch(
+      () => ({ code: 127 }),
+    );
+    if (done.code !== 0 && masq) await dropChain(tool, 'nat', chain, ['POSTROUTING']);
   }
 }
 
