@@ -121,6 +121,30 @@ describe('hostile registries', () => {
     expect(r.manifestDigest).toBe(sha(manifest));
   });
 
+  it('keeps connections alive: a copy does not open one connection per request', async () => {
+    const { host, seen } = await serve(registry());
+    const server = servers.at(-1)!;
+    let connections = 0;
+    server.on('connection', () => connections++);
+    await copy(parseImageName(`docker://${host}/t/img:1`), parseImageName(`oci:${tmp}/keepalive:1`), {
+      ctx: ctx(host),
+    });
+    // ping, manifest, config and layer: requests in sequence share a socket.
+    expect(seen.length).toBeGreaterThanOrEqual(4);
+    expect(connections).toBeLessThan(seen.length);
+  });
+
+  it('a registry that never answers: ERR_IDLE_TIMEOUT, not a hang', async () => {
+    const { host } = await serve(registry({ manifest: () => {} }));
+    const t0 = Date.now();
+    await expect(
+      inspectImage(parseImageName(`docker://${host}/t/img:1`), {
+        ctx: ctx(host, { idleTimeoutMs: 300, retries: 0 }),
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_IDLE_TIMEOUT' });
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
   it('digest mismatch in a blob: typed error, nothing visible', async () => {
     const evil = Buffer.from(layer);
     evil[1000] = (evil[1000]! + 1) % 256;
