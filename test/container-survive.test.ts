@@ -72,6 +72,13 @@ console.log(c.id);`,
       const ins = await lp.containers.inspect('survivor');
       expect(ins.State.Status).toBe('running');
       expect(() => process.kill(ins.State.Pid, 0)).not.toThrow();
+      // conmon left the starting program's cgroups for podman's <parent>/conmon (cgroupfs):
+      // every v1 controller hierarchy, or the unified one on a v2-only host.
+      const groups = (await readFile(`/proc/${ins.State.ConmonPid}/cgroup`, 'utf8')).trim().split('\n');
+      const v1 = groups.filter((l) => /^\d+:[a-z_,]+:/.test(l) && !l.includes('name='));
+      const expected = v1.length ? v1 : groups.filter((l) => l.startsWith('0::'));
+      expect(expected.length).toBeGreaterThan(0);
+      for (const l of expected) expect(l).toMatch(/:\/libpod_parent\/conmon$/);
       expect((await lp.containers.exec(id, { command: ['echo', 'hi'] })).stdout).toBe('hi\n');
       await lp.containers.stop(id);
       expect((await lp.containers.inspect(id)).State.ExitCode).toBe(7);

@@ -14,6 +14,7 @@ import { dependentsOf, joinedNetnsPath } from './netns-join.js';
 import type { ContainerRecord } from './record.js';
 import { takeHeldMount, takePrelaunched } from './prelaunch.js';
 import type { ContainerStore } from './store.js';
+import { cgroupParentOf } from '../runtime/conmon-cgroup.js';
 
 /**
  * Seams to the other packages: how a container's rootfs is mounted/released (storage) and its
@@ -224,6 +225,8 @@ export async function conmonOptionsFor(
   return {
     conmonPath: engine.conmonPath,
     runtime: engine.runtime,
+    // run()'s prelaunch has no record yet: the default parent every container gets at create.
+    cgroupParent: cgroupParentOf(record.cgroupsPath ?? `/libpod_parent/libpod-${record.id}`),
     containerId: record.id,
     uuid: uuidFor(record.id),
     name: record.name,

@@ -11,6 +11,7 @@ import { readAllLogLines, splitStreams } from './logs.js';
 import { envList, parseOptions } from './options.js';
 import type { ContainerRecord } from './record.js';
 import { resolveUser } from '../spec/user.js';
+import { cgroupParentOf } from '../runtime/conmon-cgroup.js';
 
 export const ExecOptions = z
   .object({
@@ -111,6 +112,7 @@ function conmonOptions(engine: Engine, record: ContainerRecord, s: PreparedSessi
   return {
     conmonPath: engine.conmonPath,
     runtime: engine.runtime,
+    cgroupParent: cgroupParentOf(record.cgroupsPath),
     containerId: record.id,
     uuid: s.sessionId,
     name: record.name,

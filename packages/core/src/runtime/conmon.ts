@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { OciRuntimeError } from '../errors.js';
 import { execFile } from '../util/exec.js';
+import { moveToConmonCgroup } from './conmon-cgroup.js';
 import { classifyRuntimeError, type OciRuntime } from './oci-runtime.js';
 
 /** Options shared by a container's conmon and an exec session's conmon. */
@@ -24,6 +25,11 @@ export interface ConmonCommonOptions {
   stdin: boolean;
   logLevel?: 'debug' | 'info' | 'warning' | 'error';
   signal?: AbortSignal;
+  /**
+   * cgroupfs parent of the container (`/libpod_parent`): conmon moves to `<parent>/conmon`
+   * before it starts anything (see conmon-cgroup.ts). Unset: conmon stays in our cgroups.
+   */
+  cgroupParent?: string;
 }
 
 export interface ConmonCreateOptions extends ConmonCommonOptions {
@@ -202,6 +208,8 @@ function spawnConmon(args: string[], o: ConmonCommonOptions, keepForExit: boolea
     signal: o.signal,
     detached: true,
   });
+  // Held on its start pipe: nothing it starts can escape the move.
+  if (o.cgroupParent) moveToConmonCgroup(o.cgroupParent, child.pid);
   const stderr: Buffer[] = [];
   child.stderr!.on('data', (d: Buffer) => stderr.push(d));
   const sync = child.stdio[3] as Readable;
@@ -330,6 +338,7 @@ export async function conmonExecAttached(
     signal: o.signal,
     detached: true,
   });
+  if (o.cgroupParent) moveToConmonCgroup(o.cgroupParent, child.pid);
   const stderr: Buffer[] = [];
   child.stderr!.on('data', (d: Buffer) => stderr.push(d));
   const sync = child.stdio[3] as Readable;
