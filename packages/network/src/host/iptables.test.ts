@@ -39,6 +39,15 @@ describe.skipIf(skip !== undefined)('removeContainerRulesBatched (real iptables)
     if (createdForward) iptables('-X', 'CNI-FORWARD');
   });
 
+  const removeMine = () =>
+    removeContainerRulesBatched({
+      network: NET,
+      containerId: ID,
+      ips: [`${MINE}/24`],
+      masq: true,
+      firewall: true,
+    });
+
   it("removes the firewall plugin's rules of the container's addresses and its masquerade chain, nothing else", async () => {
     createdForward = iptables('-N', 'CNI-FORWARD');
     for (const ip of [MINE, OTHER])
@@ -47,26 +56,14 @@ describe.skipIf(skip !== undefined)('removeContainerRulesBatched (real iptables)
     expect(iptables('-t', 'nat', '-A', chain, '!', '-d', '224.0.0.0/4', '-j', 'MASQUERADE')).toBe(true);
     expect(iptables('-t', 'nat', '-A', 'POSTROUTING', '-s', `${MINE}/32`, '-j', chain)).toBe(true);
 
-    await removeContainerRulesBatched({
-      network: NET,
-      containerId: ID,
-      ips: [`${MINE}/24`],
-      masq: true,
-      firewall: true,
-    });
+    await removeMine();
 
     for (const r of rule(MINE)) expect(iptables('-C', 'CNI-FORWARD', ...r)).toBe(false);
     for (const r of rule(OTHER)) expect(iptables('-C', 'CNI-FORWARD', ...r)).toBe(true);
     expect(iptables('-t', 'nat', '-S', chain)).toBe(false);
     expect(iptables('-t', 'nat', '-C', 'POSTROUTING', '-s', `${MINE}/32`, '-j', chain)).toBe(false);
     // Nothing left to remove: no error, no change.
-    await removeContainerRulesBatched({
-      network: NET,
-      containerId: ID,
-      ips: [`${MINE}/24`],
-      masq: true,
-      firewall: true,
-    });
+    await removeMine();
     for (const r of rule(OTHER)) expect(iptables('-C', 'CNI-FORWARD', ...r)).toBe(true);
   });
 });
