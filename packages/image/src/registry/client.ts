@@ -1,9 +1,9 @@
 /**
- * A client for one registry (distribution-spec v2) over node:http/https (registry/http.ts).
+ * A client for one registry (distribution-spec v2) over undici.
  *
  * Lifecycle: `new RegistryClient({ registry, ctx })` does no I/O; the first call pings `/v2/`
  * (choosing https, or http for insecure registries only) and learns the auth challenge.
- * `close()` closes the client's own agents (no global agent is touched).
+ * `close()` closes the client's own undici Agents (no global dispatcher is touched).
  *
  * Auth: Bearer tokens per scope set (cached until expiry), obtained from the challenge's realm
  * with Basic credentials or an identity token; Basic auth when the registry asks for it.
@@ -20,6 +20,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
+import { Agent, type Dispatcher, request } from 'undici';
 import { readCapped, VerifyingStream, verifyBytes } from '../digest/digest.js';
 import {
   AbortedError,
@@ -38,7 +39,6 @@ import { MAX_MANIFEST_SIZE } from '../manifest/parse.js';
 import { SUPPORTED_MANIFEST_MEDIA_TYPES } from '../manifest/media-types.js';
 import type { SystemContext } from '../types.js';
 import { type Credentials, getCredentials } from './credentials.js';
-import { dump, HttpAgents, type HttpResponse, httpRequest, IDLE_TIMEOUT_CODE } from './http.js';
 import { loadTlsMaterial } from './tls.js';
 import { type Challenge, parseWwwAuthenticate } from './www-authenticate.js';
 
@@ -71,15 +71,26 @@ interface Req {
   signal?: AbortSignal | undefined;
 }
 
-interface Res extends HttpResponse {
+interface Res {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
   url: URL;
 }
 
 type AuthState = { kind: 'none' } | { kind: 'basic' } | { kind: 'bearer'; realm: string; service?: string };
 
-const RETRYABLE_NET = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']);
+const RETRYABLE_NET = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
-/** Destroys a response body we will not read; it then emits an abort error nobody must see. */
+/** Destroys a response body we will not read; undici then emits an abort error nobody must see. */
 function discard(body: Readable): void {
   body.on('error', () => {});
   body.destroy();
@@ -128,8 +139,8 @@ export class RegistryClient {
   private readonly insecure: boolean;
   private readonly idleMs: number;
   private readonly retries: number;
-  private agent: HttpAgents | undefined;
-  private foreignAgent: HttpAgents | undefined;
+  private agent: Agent | undefined;
+  private foreignAgent: Agent | undefined;
   private foreignCA: string[] = [];
   private base: URL | undefined;
   private initP: Promise<void> | undefined;
@@ -155,8 +166,7 @@ export class RegistryClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.agent?.destroy();
-    this.foreignAgent?.destroy();
+    await Promise.allSettled([this.agent?.close(), this.foreignAgent?.close()]);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -176,12 +186,15 @@ export class RegistryClient {
   private async doInit(signal?: AbortSignal): Promise<void> {
     if (this.closed) throw new ImageError('ERR_CLOSED', `registry client for ${this.registry} is closed`);
     const tls = await loadTlsMaterial(this.ctx, this.endpoint);
+    const common = { headersTimeout: this.idleMs, bodyTimeout: this.idleMs, connections: 16 };
     // One SecureContext per agent: passing `ca` per connection would re-parse every CA
     // certificate on each TLS handshake (hundreds of milliseconds per image pull).
-    this.agent ??= new HttpAgents({
-      secureContext: secureContextFor(tls.ca, tls.cert, tls.key),
-      rejectUnauthorized: !this.insecure,
-      maxSockets: 16,
+    this.agent ??= new Agent({
+      ...common,
+      connect: {
+        secureContext: secureContextFor(tls.ca, tls.cert, tls.key),
+        rejectUnauthorized: !this.insecure,
+      },
     });
     this.foreignCA = tls.ca;
     const schemes = this.insecure ? ['https:', 'http:'] : ['https:'];
@@ -190,7 +203,7 @@ export class RegistryClient {
       const base = new URL(`${scheme}//${this.endpoint}/`);
       try {
         const res = await this.rawOnce(new URL('/v2/', base), 'GET', {}, undefined, signal, this.agent);
-        await dump(res.body);
+        await res.body.dump();
         this.base = base;
         if (res.status === 401) this.auth = this.authFromChallenge(res, `${this.registry} /v2/`);
         else if (res.status >= 500)
@@ -207,11 +220,12 @@ export class RegistryClient {
   }
 
   /** Agent for other origins (blob storage redirects, token realms): never the client certificate. */
-  private foreign(): HttpAgents {
-    this.foreignAgent ??= new HttpAgents({
-      secureContext: secureContextFor(this.foreignCA),
-      rejectUnauthorized: true,
-      maxSockets: 16,
+  private foreign(): Agent {
+    this.foreignAgent ??= new Agent({
+      headersTimeout: this.idleMs,
+      bodyTimeout: this.idleMs,
+      connections: 16,
+      connect: { secureContext: secureContextFor(this.foreignCA) },
     });
     return this.foreignAgent;
   }
@@ -336,14 +350,14 @@ export class RegistryClient {
         throw this.mapNetError(err, object, signal);
       }
       if (res.status >= 500 && attempt < this.retries) {
-        await dump(res.body);
+        await res.body.dump();
         await this.backoff(attempt, signal);
         continue;
       }
       break;
     }
     if (res.status === 401 || res.status === 403) {
-      await dump(res.body);
+      await res.body.dump();
       throw new UnauthorizedError(
         object,
         res.status,
@@ -351,7 +365,7 @@ export class RegistryClient {
       );
     }
     if (res.status !== 200) {
-      await dump(res.body);
+      await res.body.dump();
       throw new RegistryError({ object, status: res.status });
     }
     const cl = Number(header(res.headers, 'content-length') ?? '0');
@@ -392,17 +406,18 @@ export class RegistryClient {
     headers: Record<string, string>,
     body: Buffer | Readable | undefined,
     signal: AbortSignal | undefined,
-    agents: HttpAgents,
+    dispatcher: Dispatcher,
   ): Promise<Res> {
-    const r = await httpRequest(url, {
-      agents,
-      method,
+    const r = await request(url, {
+      dispatcher,
+      method: method as Dispatcher.HttpMethod,
       headers: { 'user-agent': this.ctx.userAgent ?? DEFAULT_USER_AGENT, ...headers },
       body,
       signal,
-      idleMs: this.idleMs,
+      headersTimeout: this.idleMs,
+      bodyTimeout: this.idleMs,
     });
-    return { ...r, url };
+    return { status: r.statusCode, headers: r.headers as Res['headers'], body: r.body, url };
   }
 
   private isRetryable(err: unknown): boolean {
@@ -420,7 +435,8 @@ export class RegistryClient {
     if (err instanceof ImageError) return err;
     if (signal?.aborted) return new AbortedError(object, { cause: signal.reason });
     const code = (err as { code?: string }).code;
-    if (code === IDLE_TIMEOUT_CODE) return new IdleTimeoutError(object, this.idleMs);
+    if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT')
+      return new IdleTimeoutError(object, this.idleMs);
     return new NetworkError(object, { cause: err });
   }
 
@@ -458,19 +474,19 @@ export class RegistryClient {
         throw this.mapNetError(err, req.object, req.signal);
       }
       if (res.status === 401 && sameOrigin && !reauthed && (req.retry || !(req.body instanceof Readable))) {
-        await dump(res.body);
+        await res.body.dump();
         this.auth = this.authFromChallenge(res, req.object);
         if (this.auth.kind === 'bearer') await this.token(req.scopes, undefined, req.signal, true);
         reauthed = true;
         continue;
       }
       if ((res.status >= 500 || res.status === 429) && req.retry && attempt < this.retries) {
-        await dump(res.body);
+        await res.body.dump();
         await this.backoff(attempt++, req.signal);
         continue;
       }
       if (req.follow && [301, 302, 303, 307, 308].includes(res.status)) {
-        await dump(res.body);
+        await res.body.dump();
         const loc = header(res.headers, 'location');
         if (!loc) throw new RedirectError(req.object, `HTTP ${res.status} without Location`);
         if (++redirects > MAX_REDIRECTS) throw new RedirectError(req.object, 'too many redirects');
@@ -575,7 +591,7 @@ export class RegistryClient {
       follow: true,
       signal: options.signal,
     });
-    await dump(res.body);
+    await res.body.dump();
     if (res.status === 404) return undefined;
     if (res.status !== 200) return this.fail(res, object);
     return {
@@ -606,7 +622,7 @@ export class RegistryClient {
       signal: options.signal,
     });
     if (res.status !== 201 && res.status !== 200 && res.status !== 202) return this.fail(res, object);
-    await dump(res.body);
+    await res.body.dump();
     return header(res.headers, 'docker-content-digest');
   }
 
@@ -621,7 +637,7 @@ export class RegistryClient {
       signal: options.signal,
     });
     if (res.status !== 202 && res.status !== 200) return this.fail(res, object);
-    await dump(res.body);
+    await res.body.dump();
   }
 
   // ---------- blobs ----------
@@ -642,7 +658,7 @@ export class RegistryClient {
       follow: true,
       signal: options.signal,
     });
-    await dump(res.body);
+    await res.body.dump();
     if (res.status === 404) return undefined;
     if (res.status !== 200) return this.fail(res, object);
     return Number(header(res.headers, 'content-length') ?? '-1');
@@ -710,7 +726,10 @@ export class RegistryClient {
       first,
       retries: this.retries,
       signal: options.signal,
-      canResume: (err) => this.isRetryable(err) || (err as Error).message === 'aborted',
+      canResume: (err) =>
+        this.isRetryable(err) ||
+        (err as { code?: string }).code === 'UND_ERR_ABORTED' ||
+        (err as Error).message === 'aborted',
       reopen: async (pos, attempt) => {
         await this.backoff(attempt, options.signal);
         return this.openBlob(repo, digest, pos, options.signal);
@@ -762,7 +781,7 @@ export class RegistryClient {
         scopes: [pushScope(repo)],
         object: `cancel upload to ${this.registry}/${repo}`,
       });
-      await dump(res.body);
+      await res.body.dump();
     } catch {
       // Best effort: the registry expires abandoned uploads.
     }
@@ -789,7 +808,7 @@ export class RegistryClient {
     const object = `blob upload to ${this.registry}/${repo}${options.digest ? `@${options.digest}` : ''}`;
     const started = await this.startUpload(repo, options.signal);
     if (started.status !== 202) return this.fail(started, object);
-    await dump(started.body);
+    await started.body.dump();
     let loc = this.uploadLocation(started, object);
     const verifier = new VerifyingStream({
       digest: options.digest,
@@ -824,7 +843,7 @@ export class RegistryClient {
         });
         if (streamErr) throw streamErr;
         if (res.status !== 201) return await this.fail(res, object);
-        await dump(res.body);
+        await res.body.dump();
         return { digest: options.digest, size: verifier.result?.size ?? options.size ?? -1 };
       }
       if (!options.chunkSize) {
@@ -839,7 +858,7 @@ export class RegistryClient {
         });
         if (streamErr) throw streamErr;
         if (res.status !== 202) return await this.fail(res, object);
-        await dump(res.body);
+        await res.body.dump();
         loc = this.uploadLocation(res, object);
       } else {
         let offset = 0;
@@ -858,7 +877,7 @@ export class RegistryClient {
             signal: options.signal,
           });
           if (res.status !== 202) return await this.fail(res, object);
-          await dump(res.body);
+          await res.body.dump();
           loc = this.uploadLocation(res, object);
           offset += chunk.length;
         }
@@ -878,7 +897,7 @@ export class RegistryClient {
         signal: options.signal,
       });
       if (res.status !== 201) return await this.fail(res, object);
-      await dump(res.body);
+      await res.body.dump();
       return result;
     } catch (err) {
       data.unpipe(verifier);
@@ -901,16 +920,16 @@ export class RegistryClient {
     const q = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepo)}`;
     const res = await this.startUpload(repo, options.signal, q, [pullScope(fromRepo)]);
     if (res.status === 201) {
-      await dump(res.body);
+      await res.body.dump();
       return true;
     }
     if (res.status === 202) {
-      await dump(res.body);
+      await res.body.dump();
       await this.cancelUpload(this.uploadLocation(res, `mount into ${repo}`), repo);
       return false;
     }
     if (res.status === 401 || res.status === 403 || res.status === 404) {
-      await dump(res.body);
+      await res.body.dump();
       return false;
     }
     return this.fail(res, `mount ${digest} from ${fromRepo} into ${this.registry}/${repo}`);
@@ -1004,7 +1023,7 @@ export class RegistryClient {
       signal: options.signal,
     });
     if (res.status === 404 || res.status === 405) {
-      await dump(res.body);
+      await res.body.dump();
       return undefined;
     }
     if (res.status !== 200) return this.fail(res, object);
@@ -1033,7 +1052,7 @@ interface OpenedBlob {
 /**
  * The bytes of a blob GET from `start` on, resuming with a new ranged request (`reopen`) after a
  * connection reset, up to `retries` times; more bytes than `total`, or fewer at a clean end, fail
- * with SizeMismatchError. Push-based over the response body: its 'data' events are pushed on (the
+ * with SizeMismatchError. Push-based over the undici body: its 'data' events are pushed on (the
  * body is paused while this stream's buffer is full), so a chunk costs no async-iterator step.
  * A body we hold but may never read (the consumer can destroy the stream before the first read)
  * never raises an unhandled 'error' and is destroyed with the stream.
@@ -1073,7 +1092,7 @@ class ResumingBlobStream extends Readable {
     // emits nothing more.
     if (body.errored) process.nextTick(this.onError, body.errored);
     else if (body.destroyed && !body.readableEnded)
-      process.nextTick(this.onError, Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+      process.nextTick(this.onError, Object.assign(new Error('aborted'), { code: 'UND_ERR_ABORTED' }));
   }
 
   /** Stops listening to the current body; `destroy` it when it was not read to its end. */
