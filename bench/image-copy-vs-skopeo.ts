@@ -80,8 +80,10 @@ async function measureRss(registry: RigRegistry, work: string, repo: string, ctx
     `import { copy, parseImageName } from ${JSON.stringify(pathToFileURL(dist).href)};\n` +
       'await copy(parseImageName(process.argv[2]), parseImageName(process.argv[3]), { ctx: JSON.parse(process.env.BENCH_CTX) });\n',
   );
-  const peak = async (args: string[]): Promise<number> => {
-    const r = await execa('/usr/bin/time', ['-f', '%M', 'node', ...args], {
+  // Extra node options for the copy runs only, to measure operator knobs (e.g. --liftoff-only).
+  const nodeArgs = (process.env.BENCH_RSS_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const peak = async (args: string[], extra: string[] = []): Promise<number> => {
+    const r = await execa('/usr/bin/time', ['-f', '%M', 'node', ...extra, ...args], {
       env: { BENCH_CTX: JSON.stringify(ctx) },
     });
     return Number(r.stderr.trim().split('\n').pop()) / 1024;
@@ -94,18 +96,19 @@ async function measureRss(registry: RigRegistry, work: string, repo: string, ctx
   ]);
   // The peak moves by +-10 MiB between runs of the same code (when V8 collects the TLS read
   // buffers decides it), so several runs: median and worst.
-  const runs = Number(process.env.BENCH_RSS_RUNS ?? 7);
+  const runs = Number(process.env.BENCH_RSS_RUNS ?? 10);
   const peaks: number[] = [];
   for (let i = 0; i < runs; i++) {
     const out = join(work, 'out-rss');
     await rm(out, { recursive: true, force: true });
-    peaks.push(await peak([script, `docker://${registry.host}/${repo}:bench`, `oci:${out}:bench`]));
+    peaks.push(await peak([script, `docker://${registry.host}/${repo}:bench`, `oci:${out}:bench`], nodeArgs));
   }
   await rm(join(work, 'out-rss'), { recursive: true, force: true });
   const sorted = [...peaks].sort((a, b) => a - b);
   const median = sorted[sorted.length >> 1]!;
   const worst = sorted[sorted.length - 1]!;
-  const line = `- peak RSS of copy() alone in a fresh Node process (built dist, GNU time %M, ${runs} runs): median ${median.toFixed(0)} MiB, worst ${worst.toFixed(0)} MiB (all: ${peaks.map((p) => p.toFixed(0)).join(', ')}); \`node -e ''\`: ${empty.toFixed(0)} MiB; importing the package only: ${importOnly.toFixed(0)} MiB\n`;
+  const flags = nodeArgs.length ? `, node ${nodeArgs.join(' ')}` : '';
+  const line = `- peak RSS of copy() alone in a fresh Node process (built dist, GNU time %M${flags}, ${runs} runs): median ${median.toFixed(0)} MiB, worst ${worst.toFixed(0)} MiB (all: ${peaks.map((p) => p.toFixed(0)).join(', ')}); \`node -e ''\`: ${empty.toFixed(0)} MiB; importing the package only: ${importOnly.toFixed(0)} MiB\n`;
   console.log(line);
   await appendFile(results, line);
 }
