@@ -98,23 +98,38 @@ const CONTROLLERS = new Set([
   'misc',
 ]);
 
+/** Writes its own pid into each group given ($1 = how many), then execs the rest of its argv. */
+const ENTER_AND_EXEC =
+  'n=$1; shift; while [ "$n" -gt 0 ]; do { echo $$ > "$1"; } 2>/dev/null; shift; n=$((n-1)); done; exec "$@"';
+
 /**
- * Moves `pid` (a conmon held on its start pipe, so nothing it starts escapes) into the conmon
- * cgroup. Best effort, like podman's warning: a failure leaves conmon where it was.
+ * The command that starts conmon already in its cgroup: a shell that joins the groups and execs
+ * conmon (same pid). Joining from the child, before conmon runs, matters twice: conmon forks
+ * its monitor process early (a move of the first pid afterwards would miss it), and the first
+ * write to a `cgroup.procs` after a quiet spell waits for an RCU grace period (~10 ms here,
+ * measured; the kernel's cgroup_threadgroup_rwsem), which this thread must not wait for. Best
+ * effort, like podman's warning: a group that cannot be joined is skipped. Without groups to
+ * join: conmon itself.
  */
-export function moveToConmonCgroup(parent: string, pid: number | undefined): boolean {
-  if (!pid) return false;
-  const cg = conmonCgroup(parent);
-  if (!cg) return false;
-  let moved = true;
-  for (const f of cg.procsFiles) {
-    try {
-      writeFileSync(f, String(pid));
-    } catch {
-      moved = false;
-    }
-  }
-  return moved;
+export function conmonCommand(
+  parent: string | undefined,
+  conmonPath: string,
+  args: readonly string[],
+): { file: string; args: string[] } {
+  const cg = parent ? conmonCgroup(parent) : null;
+  if (!cg) return { file: conmonPath, args: [...args] };
+  return {
+    file: '/bin/sh',
+    args: [
+      '-c',
+      ENTER_AND_EXEC,
+      'libpod-ts-conmon',
+      String(cg.procsFiles.length),
+      ...cg.procsFiles,
+      conmonPath,
+      ...args,
+    ],
+  };
 }
 
 /**

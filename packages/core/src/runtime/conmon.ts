@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { OciRuntimeError } from '../errors.js';
 import { execFile } from '../util/exec.js';
-import { moveToConmonCgroup } from './conmon-cgroup.js';
+import { conmonCommand } from './conmon-cgroup.js';
 import { classifyRuntimeError, type OciRuntime } from './oci-runtime.js';
 
 /** Options shared by a container's conmon and an exec session's conmon. */
@@ -202,14 +202,14 @@ export interface PendingConmon {
 }
 
 function spawnConmon(args: string[], o: ConmonCommonOptions, keepForExit: boolean): PendingConmon {
-  const child = spawn(o.conmonPath, args, {
+  // In its cgroup from the start (conmon-cgroup.ts).
+  const cmd = conmonCommand(o.cgroupParent, o.conmonPath, args);
+  const child = spawn(cmd.file, cmd.args, {
     stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', ...((o as ConmonCreateOptions).extraFds ?? [])],
     env: { ...process.env, _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4' },
     signal: o.signal,
     detached: true,
   });
-  // Held on its start pipe: nothing it starts can escape the move.
-  if (o.cgroupParent) moveToConmonCgroup(o.cgroupParent, child.pid);
   const stderr: Buffer[] = [];
   child.stderr!.on('data', (d: Buffer) => stderr.push(d));
   const sync = child.stdio[3] as Readable;
@@ -332,13 +332,13 @@ export async function conmonExecAttached(
   onAttachReady: () => Promise<void>,
 ): Promise<ConmonStarted & { execExit: Promise<number> }> {
   const args = [...conmonExecArgs(o), '--exec-attach'];
-  const child = spawn(o.conmonPath, args, {
+  const cmd = conmonCommand(o.cgroupParent, o.conmonPath, args);
+  const child = spawn(cmd.file, cmd.args, {
     stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
     env: { ...process.env, _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4', _OCI_ATTACHPIPE: '5' },
     signal: o.signal,
     detached: true,
   });
-  if (o.cgroupParent) moveToConmonCgroup(o.cgroupParent, child.pid);
   const stderr: Buffer[] = [];
   child.stderr!.on('data', (d: Buffer) => stderr.push(d));
   const sync = child.stdio[3] as Readable;
