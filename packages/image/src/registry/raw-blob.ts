@@ -105,11 +105,10 @@ export function rawBlobGet(url: URL, o: RawBlobOptions): Promise<RawBlobResponse
       headLen += n;
       const all = Buffer.concat(headParts, headLen);
       const end = all.indexOf('\r\n\r\n');
-      if (end < 0 ? headLen > MAX_HEAD : end > MAX_HEAD) {
-        fail(new Error('response head too large'));
-        return false;
+      if (end < 0) {
+        if (headLen > MAX_HEAD) fail(new Error('response head too large'));
+        return headLen <= MAX_HEAD;
       }
-      if (end < 0) return true;
       const head = parseHead(all.toString('latin1', 0, end));
       const cl = head?.headers['content-length'];
       if (
