@@ -1,9 +1,9 @@
 /**
- * A client for one registry (distribution-spec v2) over node:http/https (registry/http.ts).
+ * A client for one registry (distribution-spec v2) over undici.
  *
  * Lifecycle: `new RegistryClient({ registry, ctx })` does no I/O; the first call pings `/v2/`
  * (choosing https, or http for insecure registries only) and learns the auth challenge.
- * `close()` closes the client's own agents (no global agent is touched).
+ * `close()` closes the client's own undici Agents (no global dispatcher is touched).
  *
  * Auth: Bearer tokens per scope set (cached until expiry), obtained from the challenge's realm
  * with Basic credentials or an identity token; Basic auth when the registry asks for it.
@@ -20,6 +20,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
+import { Agent, type Dispatcher, request } from 'undici';
 import { readCapped, VerifyingStream, verifyBytes } from '../digest/digest.js';
 import {
   AbortedError,
@@ -38,9 +39,6 @@ import { MAX_MANIFEST_SIZE } from '../manifest/parse.js';
 import { SUPPORTED_MANIFEST_MEDIA_TYPES } from '../manifest/media-types.js';
 import type { SystemContext } from '../types.js';
 import { type Credentials, getCredentials } from './credentials.js';
-import { dump, HttpAgents, type HttpResponse, httpRequest, IDLE_TIMEOUT_CODE } from './http.js';
-import { RawBody, rawBlobGet } from './raw-blob.js';
-import { kReadInto, readIntoFromReadable } from '../transports/common/read-into.js';
 import { loadTlsMaterial } from './tls.js';
 import { type Challenge, parseWwwAuthenticate } from './www-authenticate.js';
 
@@ -75,16 +73,24 @@ interface Req {
 
 interface Res {
   status: number;
-  headers: HttpResponse['headers'];
-  body: Readable;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
   url: URL;
 }
 
 type AuthState = { kind: 'none' } | { kind: 'basic' } | { kind: 'bearer'; realm: string; service?: string };
 
-const RETRYABLE_NET = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT']);
+const RETRYABLE_NET = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
-/** Destroys a response body we will not read; it then emits an abort error nobody must see. */
+/** Destroys a response body we will not read; undici then emits an abort error nobody must see. */
 function discard(body: Readable): void {
   body.on('error', () => {});
   body.destroy();
@@ -133,12 +139,8 @@ export class RegistryClient {
   private readonly insecure: boolean;
   private readonly idleMs: number;
   private readonly retries: number;
-  private agent: HttpAgents | undefined;
-  /** TLS settings of the registry's origin, for blob GETs on their own connection. */
-  private secureContext: SecureContext | undefined;
-  /** Cleared once the registry redirected a blob GET: it serves blobs elsewhere (a CDN). */
-  private rawBlobs = true;
-  private foreignAgent: HttpAgents | undefined;
+  private agent: Agent | undefined;
+  private foreignAgent: Agent | undefined;
   private foreignCA: string[] = [];
   private base: URL | undefined;
   private initP: Promise<void> | undefined;
@@ -164,8 +166,7 @@ export class RegistryClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.agent?.destroy();
-    this.foreignAgent?.destroy();
+    await Promise.allSettled([this.agent?.close(), this.foreignAgent?.close()]);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -185,13 +186,15 @@ export class RegistryClient {
   private async doInit(signal?: AbortSignal): Promise<void> {
     if (this.closed) throw new ImageError('ERR_CLOSED', `registry client for ${this.registry} is closed`);
     const tls = await loadTlsMaterial(this.ctx, this.endpoint);
+    const common = { headersTimeout: this.idleMs, bodyTimeout: this.idleMs, connections: 16 };
     // One SecureContext per agent: passing `ca` per connection would re-parse every CA
     // certificate on each TLS handshake (hundreds of milliseconds per image pull).
-    this.secureContext = secureContextFor(tls.ca, tls.cert, tls.key);
-    this.agent ??= new HttpAgents({
-      secureContext: this.secureContext,
-      rejectUnauthorized: !this.insecure,
-      maxSockets: 16,
+    this.agent ??= new Agent({
+      ...common,
+      connect: {
+        secureContext: secureContextFor(tls.ca, tls.cert, tls.key),
+        rejectUnauthorized: !this.insecure,
+      },
     });
     this.foreignCA = tls.ca;
     const schemes = this.insecure ? ['https:', 'http:'] : ['https:'];
@@ -200,7 +203,7 @@ export class RegistryClient {
       const base = new URL(`${scheme}//${this.endpoint}/`);
       try {
         const res = await this.rawOnce(new URL('/v2/', base), 'GET', {}, undefined, signal, this.agent);
-        await dump(res.body);
+        await res.body.dump();
         this.base = base;
         if (res.status === 401) this.auth = this.authFromChallenge(res, `${this.registry} /v2/`);
         else if (res.status >= 500)
@@ -217,11 +220,12 @@ export class RegistryClient {
   }
 
   /** Agent for other origins (blob storage redirects, token realms): never the client certificate. */
-  private foreign(): HttpAgents {
-    this.foreignAgent ??= new HttpAgents({
-      secureContext: secureContextFor(this.foreignCA),
-      rejectUnauthorized: true,
-      maxSockets: 16,
+  private foreign(): Agent {
+    this.foreignAgent ??= new Agent({
+      headersTimeout: this.idleMs,
+      bodyTimeout: this.idleMs,
+      connections: 16,
+      connect: { secureContext: secureContextFor(this.foreignCA) },
     });
     return this.foreignAgent;
   }
@@ -346,14 +350,14 @@ export class RegistryClient {
         throw this.mapNetError(err, object, signal);
       }
       if (res.status >= 500 && attempt < this.retries) {
-        await dump(res.body);
+        await res.body.dump();
         await this.backoff(attempt, signal);
         continue;
       }
       break;
     }
     if (res.status === 401 || res.status === 403) {
-      await dump(res.body);
+      await res.body.dump();
       throw new UnauthorizedError(
         object,
         res.status,
@@ -361,7 +365,7 @@ export class RegistryClient {
       );
     }
     if (res.status !== 200) {
-      await dump(res.body);
+      await res.body.dump();
       throw new RegistryError({ object, status: res.status });
     }
     const cl = Number(header(res.headers, 'content-length') ?? '0');
@@ -402,17 +406,18 @@ export class RegistryClient {
     headers: Record<string, string>,
     body: Buffer | Readable | undefined,
     signal: AbortSignal | undefined,
-    agents: HttpAgents,
+    dispatcher: Dispatcher,
   ): Promise<Res> {
-    const r = await httpRequest(url, {
-      agents,
-      method,
+    const r = await request(url, {
+      dispatcher,
+      method: method as Dispatcher.HttpMethod,
       headers: { 'user-agent': this.ctx.userAgent ?? DEFAULT_USER_AGENT, ...headers },
       body,
       signal,
-      idleMs: this.idleMs,
+      headersTimeout: this.idleMs,
+      bodyTimeout: this.idleMs,
     });
-    return { ...r, url };
+    return { status: r.statusCode, headers: r.headers as Res['headers'], body: r.body, url };
   }
 
   private isRetryable(err: unknown): boolean {
@@ -430,7 +435,8 @@ export class RegistryClient {
     if (err instanceof ImageError) return err;
     if (signal?.aborted) return new AbortedError(object, { cause: signal.reason });
     const code = (err as { code?: string }).code;
-    if (code === IDLE_TIMEOUT_CODE) return new IdleTimeoutError(object, this.idleMs);
+    if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT')
+      return new IdleTimeoutError(object, this.idleMs);
     return new NetworkError(object, { cause: err });
   }
 
@@ -468,19 +474,19 @@ export class RegistryClient {
         throw this.mapNetError(err, req.object, req.signal);
       }
       if (res.status === 401 && sameOrigin && !reauthed && (req.retry || !(req.body instanceof Readable))) {
-        await dump(res.body);
+        await res.body.dump();
         this.auth = this.authFromChallenge(res, req.object);
         if (this.auth.kind === 'bearer') await this.token(req.scopes, undefined, req.signal, true);
         reauthed = true;
         continue;
       }
       if ((res.status >= 500 || res.status === 429) && req.retry && attempt < this.retries) {
-        await dump(res.body);
+        await res.body.dump();
         await this.backoff(attempt++, req.signal);
         continue;
       }
       if (req.follow && [301, 302, 303, 307, 308].includes(res.status)) {
-        await dump(res.body);
+        await res.body.dump();
         const loc = header(res.headers, 'location');
         if (!loc) throw new RedirectError(req.object, `HTTP ${res.status} without Location`);
         if (++redirects > MAX_REDIRECTS) throw new RedirectError(req.object, 'too many redirects');
@@ -585,7 +591,7 @@ export class RegistryClient {
       follow: true,
       signal: options.signal,
     });
-    await dump(res.body);
+    await res.body.dump();
     if (res.status === 404) return undefined;
     if (res.status !== 200) return this.fail(res, object);
     return {
@@ -616,7 +622,7 @@ export class RegistryClient {
       signal: options.signal,
     });
     if (res.status !== 201 && res.status !== 200 && res.status !== 202) return this.fail(res, object);
-    await dump(res.body);
+    await res.body.dump();
     return header(res.headers, 'docker-content-digest');
   }
 
@@ -631,7 +637,7 @@ export class RegistryClient {
       signal: options.signal,
     });
     if (res.status !== 202 && res.status !== 200) return this.fail(res, object);
-    await dump(res.body);
+    await res.body.dump();
   }
 
   // ---------- blobs ----------
@@ -652,7 +658,7 @@ export class RegistryClient {
       follow: true,
       signal: options.signal,
     });
-    await dump(res.body);
+    await res.body.dump();
     if (res.status === 404) return undefined;
     if (res.status !== 200) return this.fail(res, object);
     return Number(header(res.headers, 'content-length') ?? '-1');
@@ -665,18 +671,16 @@ export class RegistryClient {
     signal: AbortSignal | undefined,
   ): Promise<OpenedBlob> {
     const object = `blob ${this.registry}/${repo}@${digest}`;
-    const res =
-      (await this.rawBlob(repo, digest, offset, signal)) ??
-      (await this.send({
-        method: 'GET',
-        path: this.repoUrl(repo, `blobs/${digest}`),
-        scopes: [pullScope(repo)],
-        object,
-        headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
-        retry: true,
-        follow: true,
-        signal,
-      }));
+    const res = await this.send({
+      method: 'GET',
+      path: this.repoUrl(repo, `blobs/${digest}`),
+      scopes: [pullScope(repo)],
+      object,
+      headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+      retry: true,
+      follow: true,
+      signal,
+    });
     if (res.status === 200) {
       const cl = header(res.headers, 'content-length');
       // A server that ignores Range sends everything; the reader skips what it already has.
@@ -695,40 +699,6 @@ export class RegistryClient {
       return { res, total: cr[3] === '*' ? -1 : Number(cr[3]), skip: 0 };
     }
     return this.fail(res, object);
-  }
-
-  /**
-   * The blob GET on its own connection (registry/raw-blob.ts), when the registry answers it
-   * directly with a plain Content-Length body; undefined sends it through `send` instead
-   * (redirects, auth challenges, errors, chunked bodies, or any trouble on this connection).
-   */
-  private async rawBlob(
-    repo: string,
-    digest: string,
-    offset: number,
-    signal: AbortSignal | undefined,
-  ): Promise<Res | undefined> {
-    await this.init(signal);
-    if (!this.rawBlobs) return undefined;
-    const url = new URL(this.repoUrl(repo, `blobs/${digest}`), this.base);
-    const headers: Record<string, string> = { 'user-agent': this.ctx.userAgent ?? DEFAULT_USER_AGENT };
-    const a = await this.authorization([pullScope(repo)], signal, false);
-    if (a) headers.authorization = a;
-    if (offset > 0) headers.range = `bytes=${offset}-`;
-    try {
-      const r = await rawBlobGet(url, {
-        headers,
-        secureContext: this.secureContext!,
-        rejectUnauthorized: !this.insecure,
-        idleMs: this.idleMs,
-        signal,
-      });
-      if (r && r.status >= 300 && r.status < 400) this.rawBlobs = false;
-      return r?.body && { status: r.status, headers: r.headers, body: r.body, url };
-    } catch (err) {
-      if (signal?.aborted) throw this.mapNetError(err, `blob ${this.registry}/${repo}@${digest}`, signal);
-      return undefined;
-    }
   }
 
   /**
@@ -756,7 +726,10 @@ export class RegistryClient {
       first,
       retries: this.retries,
       signal: options.signal,
-      canResume: (err) => this.isRetryable(err) || (err as Error).message === 'aborted',
+      canResume: (err) =>
+        this.isRetryable(err) ||
+        (err as { code?: string }).code === 'UND_ERR_ABORTED' ||
+        (err as Error).message === 'aborted',
       reopen: async (pos, attempt) => {
         await this.backoff(attempt, options.signal);
         return this.openBlob(repo, digest, pos, options.signal);
@@ -808,7 +781,7 @@ export class RegistryClient {
         scopes: [pushScope(repo)],
         object: `cancel upload to ${this.registry}/${repo}`,
       });
-      await dump(res.body);
+      await res.body.dump();
     } catch {
       // Best effort: the registry expires abandoned uploads.
     }
@@ -835,7 +808,7 @@ export class RegistryClient {
     const object = `blob upload to ${this.registry}/${repo}${options.digest ? `@${options.digest}` : ''}`;
     const started = await this.startUpload(repo, options.signal);
     if (started.status !== 202) return this.fail(started, object);
-    await dump(started.body);
+    await started.body.dump();
     let loc = this.uploadLocation(started, object);
     const verifier = new VerifyingStream({
       digest: options.digest,
@@ -870,7 +843,7 @@ export class RegistryClient {
         });
         if (streamErr) throw streamErr;
         if (res.status !== 201) return await this.fail(res, object);
-        await dump(res.body);
+        await res.body.dump();
         return { digest: options.digest, size: verifier.result?.size ?? options.size ?? -1 };
       }
       if (!options.chunkSize) {
@@ -885,7 +858,7 @@ export class RegistryClient {
         });
         if (streamErr) throw streamErr;
         if (res.status !== 202) return await this.fail(res, object);
-        await dump(res.body);
+        await res.body.dump();
         loc = this.uploadLocation(res, object);
       } else {
         let offset = 0;
@@ -904,7 +877,7 @@ export class RegistryClient {
             signal: options.signal,
           });
           if (res.status !== 202) return await this.fail(res, object);
-          await dump(res.body);
+          await res.body.dump();
           loc = this.uploadLocation(res, object);
           offset += chunk.length;
         }
@@ -924,7 +897,7 @@ export class RegistryClient {
         signal: options.signal,
       });
       if (res.status !== 201) return await this.fail(res, object);
-      await dump(res.body);
+      await res.body.dump();
       return result;
     } catch (err) {
       data.unpipe(verifier);
@@ -947,16 +920,16 @@ export class RegistryClient {
     const q = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepo)}`;
     const res = await this.startUpload(repo, options.signal, q, [pullScope(fromRepo)]);
     if (res.status === 201) {
-      await dump(res.body);
+      await res.body.dump();
       return true;
     }
     if (res.status === 202) {
-      await dump(res.body);
+      await res.body.dump();
       await this.cancelUpload(this.uploadLocation(res, `mount into ${repo}`), repo);
       return false;
     }
     if (res.status === 401 || res.status === 403 || res.status === 404) {
-      await dump(res.body);
+      await res.body.dump();
       return false;
     }
     return this.fail(res, `mount ${digest} from ${fromRepo} into ${this.registry}/${repo}`);
@@ -1050,7 +1023,7 @@ export class RegistryClient {
       signal: options.signal,
     });
     if (res.status === 404 || res.status === 405) {
-      await dump(res.body);
+      await res.body.dump();
       return undefined;
     }
     if (res.status !== 200) return this.fail(res, object);
@@ -1079,7 +1052,7 @@ interface OpenedBlob {
 /**
  * The bytes of a blob GET from `start` on, resuming with a new ranged request (`reopen`) after a
  * connection reset, up to `retries` times; more bytes than `total`, or fewer at a clean end, fail
- * with SizeMismatchError. Push-based over the response body: its 'data' events are pushed on (the
+ * with SizeMismatchError. Push-based over the undici body: its 'data' events are pushed on (the
  * body is paused while this stream's buffer is full), so a chunk costs no async-iterator step.
  * A body we hold but may never read (the consumer can destroy the stream before the first read)
  * never raises an unhandled 'error' and is destroyed with the stream.
@@ -1101,92 +1074,11 @@ class ResumingBlobStream extends Readable {
   private pos: number;
   private resumes = 0;
 
-  /** Pull mode: the first body supports readInto; bodies are read only through `readInto`. */
-  private readonly pull: boolean;
-
   constructor(o: ResumingBlobStream['o']) {
     super({ highWaterMark: 1 << 16 });
     this.o = o;
     this.pos = o.start;
-    this.pull = o.first.res.body instanceof RawBody;
-    if (this.pull) {
-      this.pullAttach(o.first);
-      (this as { [kReadInto]?: (buf: Buffer) => Promise<number> })[kReadInto] = (buf) => this.readInto(buf);
-    } else this.attach(o.first);
-  }
-
-  private pullAttach(b: OpenedBlob): void {
-    this.body = b.res.body;
-    this.skip = b.skip;
-    // Errors surface through readInto; an unread body must not raise an unhandled 'error'.
-    this.body.on('error', () => {});
-  }
-
-  /** Pull mode: the next bytes into `buf` (see kReadInto); resumes and checks sizes as onData/onEnd. */
-  private async readInto(buf: Buffer): Promise<number> {
-    const { total, object } = this.o;
-    for (;;) {
-      if (this.destroyed) throw this.errored ?? this.o.mapError(new Error('blob stream destroyed'));
-      const body = this.body;
-      if (!body) return 0;
-      let n: number;
-      try {
-        n = body instanceof RawBody ? await body.readInto(buf) : await readIntoFromReadable(body, buf);
-      } catch (err) {
-        await this.pullRecover(err);
-        continue;
-      }
-      if (n === 0) {
-        this.body = undefined;
-        if (total >= 0 && this.pos < total)
-          throw new SizeMismatchError({ object, expected: total, actual: this.pos });
-        return 0;
-      }
-      if (this.skip > 0) {
-        if (n <= this.skip) {
-          this.skip -= n;
-          continue;
-        }
-        buf.copyWithin(0, this.skip, n);
-        n -= this.skip;
-        this.skip = 0;
-      }
-      this.pos += n;
-      if (total >= 0 && this.pos > total)
-        throw new SizeMismatchError({ object, expected: total, actual: this.pos });
-      return n;
-    }
-  }
-
-  /** Pull mode: after a body failed, continue with a ranged request or throw the mapped error. */
-  private async pullRecover(err: unknown): Promise<void> {
-    const body = this.body;
-    this.body = undefined;
-    if (body) discard(body);
-    if (err instanceof ImageError) throw err;
-    const { total, retries, signal } = this.o;
-    if (
-      !this.destroyed &&
-      this.o.canResume(err) &&
-      !signal?.aborted &&
-      this.resumes < retries &&
-      total >= 0 &&
-      this.pos < total
-    ) {
-      let next: OpenedBlob;
-      try {
-        next = await this.o.reopen(this.pos, this.resumes++);
-      } catch (e) {
-        throw this.o.mapError(e);
-      }
-      if (this.destroyed) {
-        discard(next.res.body);
-        throw this.errored ?? this.o.mapError(err);
-      }
-      this.pullAttach(next);
-      return;
-    }
-    throw this.o.mapError(err);
+    this.attach(o.first);
   }
 
   private attach(b: OpenedBlob): void {
@@ -1200,7 +1092,7 @@ class ResumingBlobStream extends Readable {
     // emits nothing more.
     if (body.errored) process.nextTick(this.onError, body.errored);
     else if (body.destroyed && !body.readableEnded)
-      process.nextTick(this.onError, Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+      process.nextTick(this.onError, Object.assign(new Error('aborted'), { code: 'UND_ERR_ABORTED' }));
   }
 
   /** Stops listening to the current body; `destroy` it when it was not read to its end. */
@@ -1271,15 +1163,7 @@ class ResumingBlobStream extends Readable {
   };
 
   override _read(): void {
-    if (!this.pull) {
-      this.body?.resume();
-      return;
-    }
-    const buf = Buffer.allocUnsafe(1 << 16);
-    this.readInto(buf).then(
-      (n) => this.push(n > 0 ? buf.subarray(0, n) : null),
-      (err: Error) => this.destroy(err),
-    );
+    this.body?.resume();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {

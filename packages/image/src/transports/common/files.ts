@@ -9,7 +9,6 @@ import { type FileHandle, open, readFile, rename, stat, unlink } from 'node:fs/p
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BlobStream } from '../../types.js';
-import { type ReadInto, readIntoOf } from './read-into.js';
 import { Digester, parseDigest } from '../../digest/digest.js';
 import {
   AbortedError,
@@ -79,9 +78,7 @@ export async function writeVerifiedBlob(
     if (opts.signal?.aborted) throw opts.signal.reason;
     const d = new Digester(opts.digest ? parseDigest(opts.digest).algorithm : 'sha256');
     fh = await open(tmp, 'wx', 0o644);
-    const readInto = readIntoOf(src);
-    const pump = readInto ? pullToFile.bind(null, src, readInto) : pumpToFile.bind(null, src);
-    await pump(fh, opts.signal, (chunk) => {
+    await pumpToFile(src, fh, opts.signal, (chunk) => {
       d.update(chunk);
       if (opts.size !== undefined && opts.size >= 0 && d.bytes > opts.size) {
         throw new SizeMismatchError({ object: opts.object, expected: opts.size, actual: d.bytes });
@@ -216,56 +213,6 @@ function pumpToFile(
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-/** Size of the two buffers a pull-mode source is read into (see read-into.ts). */
-const PULL_BUFFER = 1 << 20;
-
-/**
- * pumpToFile for a source with a pull interface: reads into two reused buffers, writing one
- * while the next is filled, so no Buffer is allocated per chunk. Same contract as pumpToFile.
- */
-async function pullToFile(
-  src: Readable,
-  readInto: ReadInto,
-  fh: FileHandle,
-  signal: AbortSignal | undefined,
-  onChunk: (chunk: Buffer) => void,
-): Promise<void> {
-  const bufs = [Buffer.allocUnsafe(PULL_BUFFER), Buffer.allocUnsafe(PULL_BUFFER)];
-  let writing: Promise<void> | undefined;
-  const onAbort = () => src.destroy(signal!.reason);
-  // Failures reach us through readInto; the stream's own 'error' event must not go unheard.
-  const onError = () => {};
-  if (signal?.aborted) throw signal.reason;
-  src.on('error', onError);
-  signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    for (let i = 0; ; i ^= 1) {
-      const n = await readInto(bufs[i]!);
-      if (signal?.aborted) throw signal.reason;
-      if (n === 0) break;
-      const chunk = bufs[i]!.subarray(0, n);
-      onChunk(chunk);
-      if (writing) await writing;
-      const w = fh.write(chunk, 0, n).then(({ bytesWritten }) => {
-        // libuv's write loops over short writes; anything else short is an error.
-        if (bytesWritten !== n)
-          throw new ImageError('ERR_INTERNAL', `short write (${bytesWritten} of ${n} bytes)`);
-      });
-      w.catch(() => {}); // awaited below; this only keeps it from counting as unhandled meanwhile
-      writing = w;
-    }
-    if (writing) await writing;
-  } catch (err) {
-    // No write may be in flight when the caller closes the file.
-    await writing?.catch(() => {});
-    throw err;
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-    // Still listening: the caller destroys the stream after a failure.
-    if (!src.destroyed) src.off('error', onError);
-  }
 }
 
 export async function readSmallFile(path: string, limit: number, object: string): Promise<Buffer> {
