@@ -21,10 +21,14 @@
  * syncs), so after a transaction the handle stays open for `lingerMs` in case this process has
  * more work, but only while nobody else wants it: a process that finds the database locked
  * touches `<db>.want`, and a holder that sees that file touched since it opened the database
- * closes it after the current transaction. Waiters retry the open with jittered backoff until
+ * closes it after the current transaction, or at once when idle: an idle holder watches the file
+ * (inotify), so it can linger long (1 s by default: a container `run` spends ~50 ms in the
+ * runtime between two transactions, which a short linger turned into two reopenings per run)
+ * without keeping anyone waiting. Where the file cannot be watched the linger is 10 ms. Waiters retry the open with jittered backoff until
  * `lockTimeoutMs`, then throw StoreLockTimeoutError. Transactions of one MetaDb run one at a time
  * in call order.
  */
+import { existsSync, type FSWatcher, statSync, watch, writeFileSync } from 'node:fs';
 import { stat, utimes, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Level } from 'level';
@@ -60,7 +64,10 @@ export interface TxStats {
 
 export interface MetaDbOptions {
   lockTimeoutMs?: number;
-  /** Keep the database open this long after a transaction when nobody else waits (default 10 ms). */
+  /**
+   * Keep the database open this long after a transaction while nobody else wants it (default
+   * 1000 ms while the want file is watched, else 10 ms).
+   */
   lingerMs?: number;
 }
 
@@ -75,12 +82,15 @@ export class MetaDb {
   private pending = 0;
   private lingerTimer: NodeJS.Timeout | undefined;
   private lastWantTouch = 0;
+  private wantWatcher: FSWatcher | undefined;
+  private readonly lingerOpt: number | undefined;
 
   constructor(
     readonly path: string,
     opts: MetaDbOptions = {},
   ) {
     this.lockTimeoutMs = opts.lockTimeoutMs ?? 120_000;
+    this.lingerOpt = opts.lingerMs;
     this.lingerMs = opts.lingerMs ?? 10;
     this.wantPath = `${path}.want`;
   }
@@ -106,17 +116,51 @@ export class MetaDb {
   private async afterTx(): Promise<void> {
     this.pending--;
     if (!this.handle) return;
-    if (this.lingerMs <= 0 || (await this.othersWant())) return this.closeHandle();
+    const linger = this.watchWant() ? (this.lingerOpt ?? 1000) : this.lingerMs;
+    if (linger <= 0 || (await this.othersWant())) return this.closeHandle();
     if (this.pending > 0) return;
     clearTimeout(this.lingerTimer);
-    this.lingerTimer = setTimeout(() => {
-      this.lingerTimer = undefined;
-      if (this.pending > 0) return;
-      this.queue = this.queue
-        .then(() => (this.pending > 0 ? undefined : this.closeHandle()))
-        .catch(() => undefined);
-    }, this.lingerMs);
+    this.lingerTimer = setTimeout(() => this.closeIfIdle(), linger);
     this.lingerTimer.unref();
+  }
+
+  /** Closes the handle after the queued transactions unless more are pending. */
+  private closeIfIdle(): void {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    if (this.pending > 0 || !this.handle) return;
+    this.queue = this.queue
+      .then(() => (this.pending > 0 ? undefined : this.closeHandle()))
+      .catch(() => undefined);
+  }
+
+  /**
+   * Watches the want file while the handle is open (true when watching): a waiter touching it
+   * makes an idle holder close at once. The file is created if missing (its mtime then predates
+   * this handle, so it does not read as a want).
+   */
+  private watchWant(): boolean {
+    if (this.wantWatcher) return true;
+    try {
+      if (!existsSync(this.wantPath)) {
+        writeFileSync(this.wantPath, '', { flag: 'a' });
+        // Made by us just now: not a want (a waiter touches it again when it retries).
+        this.acquiredAt = Math.max(this.acquiredAt, statSync(this.wantPath).mtimeMs);
+      }
+      const w = watch(this.wantPath, { persistent: false }, () => {
+        if (this.pending === 0) void this.othersWant().then((want) => want && this.closeIfIdle());
+      });
+      w.on('error', () => this.stopWatching());
+      this.wantWatcher = w;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private stopWatching(): void {
+    this.wantWatcher?.close();
+    this.wantWatcher = undefined;
   }
 
   private async othersWant(): Promise<boolean> {
@@ -130,6 +174,7 @@ export class MetaDb {
   private async closeHandle(): Promise<void> {
     clearTimeout(this.lingerTimer);
     this.lingerTimer = undefined;
+    this.stopWatching();
     const h = this.handle;
     this.handle = undefined;
     if (h) await h.close();

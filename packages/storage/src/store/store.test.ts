@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { randomBytes } from 'node:crypto';
 import { readFile, rm, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -225,6 +226,29 @@ describe('hostile arguments', () => {
     await expect(store.lookupImage('')).rejects.toMatchObject({ code: 'ERR_IMAGE_NOT_FOUND' });
     expect(await store.listImages()).toEqual([]);
     expect((await store.check()).problems).toEqual([]);
+  });
+
+  it('an idle holder keeps the database open, and hands it over at once when another handle wants it', async () => {
+    const { MetaDb } = await import('./db.js');
+    const path = join(dir, 'handover-db');
+    const a = new MetaDb(path);
+    const b = new MetaDb(path);
+    try {
+      await a.transaction(async (tx) => tx.put('k', 1));
+      await a.transaction(async (tx) => tx.put('k', 2));
+      expect(a.stats.opens).toBe(1); // lingered between the two
+      const t0 = performance.now();
+      expect(await b.transaction(async (tx) => tx.get('k', z.number()))).toBe(2);
+      // a's linger is 1 s; the want file's watcher made it close long before
+      expect(performance.now() - t0).toBeLessThan(500);
+      expect(b.stats.openRetries).toBeGreaterThan(0);
+      await b.close();
+      await a.transaction(async (tx) => tx.put('k', 3));
+      expect(a.stats.opens).toBe(2);
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 
   it('a corrupted record is reported with a typed error naming its key', async () => {
