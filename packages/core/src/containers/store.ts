@@ -1,5 +1,5 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
-import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AmbiguousContainerError, ContainerNameConflictError, ContainerNotFoundError } from '../errors.js';
 import type { Layout } from '../runtime/layout.js';
@@ -188,7 +188,15 @@ export class ContainerStore {
     const log = this.layout.logFile(id);
     const size = statSync(log, { throwIfNoEntry: false })?.size ?? 0;
     if (size > 1 << 20) await unlink(log).catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch (err) {
+      // conmon may still be writing its last files here (persist/exit, the log's tail) when a
+      // forced remove saw the exit file first: ENOTEMPTY once in the suite. Retry off the loop.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EBUSY') throw err;
+      await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
+    }
   }
 
   /** Resolves a full id, a unique id prefix, or a name. */
