@@ -74,7 +74,7 @@ export async function removeMasqChain(network: string, containerId: string): Pro
 
 /** The firewall plugin's (iptables backend) two CNI-FORWARD rules for one container address. */
 function firewallRules(ip: string): string[] {
-  const host = `${ip}/${ip.includes(':') ? 128 : 32}`;
+  const host = hostCidr(ip);
   return [
     `-A CNI-FORWARD -d ${host} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
     `-A CNI-FORWARD -s ${host} -j ACCEPT`,
@@ -105,6 +105,10 @@ export async function removeContainerRulesBatched(o: {
   for (const tool of TOOLS) {
     const mine = addrs.filter((a) => a.includes(':') === (tool === 'ip6tables'));
     if (mine.length === 0 && !(o.masq && tool === 'iptables')) continue;
+    // First without reading: the rules exactly as the plugins wrote them at ADD (one restore,
+    // all or nothing). When one is not there (removed already, another plugin version, hand
+    // edits) the restore changes nothing and fails; then read what is there and remove that.
+    if (mine.length > 0 && (await restore(tool, expectedDeletes(o, chain, mine)))) continue;
     const r = await run(`${tool}-save`, []).catch(() => ({ code: 127, stdout: '' }));
     if (r.code !== 0) continue;
     const byTable = new Map<string, string[]>();
@@ -128,11 +132,44 @@ export async function removeContainerRulesBatched(o: {
       if (rules.length) batch.push('*filter', ...rules.map((l) => `-D${l.slice(2)}`), 'COMMIT');
     }
     if (batch.length === 0) continue;
-    const done = await run(`${tool}-restore`, ['-w', '--noflush'], { input: `${batch.join('\n')}\n` }).catch(
-      () => ({ code: 127 }),
-    );
-    if (done.code !== 0 && masq) await dropChain(tool, 'nat', chain, ['POSTROUTING']);
+    if (!(await restore(tool, batch)) && masq) await dropChain(tool, 'nat', chain, ['POSTROUTING']);
   }
+}
+
+/** One `<tool>-restore --noflush` transaction; true when it was applied. */
+async function restore(tool: string, batch: readonly string[]): Promise<boolean> {
+  if (batch.length === 0) return true;
+  const done = await run(`${tool}-restore`, ['-w', '--noflush'], { input: `${batch.join('\n')}\n` }).catch(
+    () => ({ code: 127 }),
+  );
+  return done.code === 0;
+}
+
+/**
+ * The deletions of what the bridge plugin (`ipMasq`: per address a POSTROUTING jump commented
+ * `name: "<network>" id: "<container>"`, and the chain) and the firewall plugin added for these
+ * addresses of one family, as restore lines.
+ */
+function expectedDeletes(
+  o: { network: string; containerId: string; masq: boolean; firewall: boolean },
+  chain: string,
+  addrs: readonly string[],
+): string[] {
+  const out: string[] = [];
+  const comment = `"name: \\"${o.network}\\" id: \\"${o.containerId}\\""`;
+  if (o.masq) {
+    out.push('*nat');
+    for (const a of addrs)
+      out.push(`-D POSTROUTING -s ${hostCidr(a)} -m comment --comment ${comment} -j ${chain}`);
+    out.push(`-F ${chain}`, `-X ${chain}`, 'COMMIT');
+  }
+  if (o.firewall)
+    out.push('*filter', ...addrs.flatMap(firewallRules).map((l) => `-D${l.slice(2)}`), 'COMMIT');
+  return out;
+}
+
+function hostCidr(ip: string): string {
+  return `${ip}/${ip.includes(':') ? 128 : 32}`;
 }
 
 /**
