@@ -26,9 +26,13 @@ describe('ContainerStore.delete', () => {
         '-c',
         `end=$(( $(date +%s%N) + 150000000 )); i=0; while [ $(date +%s%N) -lt $end ]; do mkdir -p "${persist}" 2>/dev/null; true > "${persist}/f$i" 2>/dev/null; i=$((i+1)); done`,
       ]);
-      await new Promise((r) => setTimeout(r, 20));
-      await store.delete(id);
-      await writer;
+      try {
+        await new Promise((r) => setTimeout(r, 20));
+        await store.delete(id);
+      } finally {
+        // Also when delete fails: the writer must be gone before the temp dir is removed.
+        await writer.catch(() => {});
+      }
       // The writer may recreate the directory after delete returns; what delete owns is gone
       // once nobody writes: a second delete always succeeds.
       await store.delete(id);
