@@ -312,7 +312,7 @@ export class NetworkManager {
     const main = mainPlugin(list);
     const wantMasq = !netns && main.type === 'bridge' && main.ipMasq === true;
     const firewall = list.plugins.some((p) => p.type === 'firewall');
-    const masq =
+    const rules =
       wantMasq || firewall
         ? removeContainerRulesBatched({
             network: list.name,
@@ -328,18 +328,18 @@ export class NetworkManager {
         cache: this.#cache,
         signal,
         beforeDel: async (p) => {
-          if (p.type === 'firewall') await masq;
+          if (p.type === 'firewall') await rules;
         },
       });
     } catch (err) {
-      await masq;
+      await rules;
       if (!force) throw err;
       await removeMasqChain(list.name, e.containerId);
       await freeHostLocal(list, e.containerId);
       await this.#cache.remove(e.networkName, e.containerId, e.ifName);
       return err;
     }
-    await masq;
+    await rules;
     await this.#cache.remove(e.networkName, e.containerId, e.ifName);
     return undefined;
   }

@@ -15,6 +15,7 @@ import type { ContainerRecord } from './record.js';
 import { takeHeldMount, takePrelaunched } from './prelaunch.js';
 import type { ContainerStore } from './store.js';
 import { cgroupParentOf } from '../runtime/conmon-cgroup.js';
+import { cgroupsPathFor } from '../spec/opts/linux.js';
 
 /**
  * Seams to the other packages: how a container's rootfs is mounted/released (storage) and its
@@ -226,7 +227,7 @@ export async function conmonOptionsFor(
     conmonPath: engine.conmonPath,
     runtime: engine.runtime,
     // run()'s prelaunch has no record yet: the default parent every container gets at create.
-    cgroupParent: cgroupParentOf(record.cgroupsPath ?? `/libpod_parent/libpod-${record.id}`),
+    cgroupParent: cgroupParentOf(record.cgroupsPath ?? cgroupsPathFor(record.id)),
     containerId: record.id,
     uuid: uuidFor(record.id),
     name: record.name,

@@ -45,6 +45,7 @@ import type { ContainerRecord, ContainerStatus } from './record.js';
 import { type ContainerStats, readStats } from './stats.js';
 import { type TopResult, top } from './top.js';
 import { waitFor } from './wait.js';
+import { cgroupsPathFor } from '../spec/opts/linux.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -186,7 +187,7 @@ export class Containers {
   ): Promise<{ id: string; name: string }> {
     let name = initialName;
     const hostname = o.hostname ?? id.slice(0, 12);
-    const cgroupsPath = `/libpod_parent/libpod-${id}`;
+    const cgroupsPath = cgroupsPathFor(id);
     let rootfs: string;
     let storage: Awaited<ReturnType<ImageProvider['createRootfs']>> | undefined;
     if (o.rootfs !== undefined) {

@@ -206,7 +206,7 @@ export class OverlayDriver implements Driver {
     }
     if (data.includes(`${id}/empty`))
       await fs.promises.mkdir(path.join(this.dir(id), 'empty'), { recursive: true });
-    const volatile = data.endsWith(',volatile') || data.includes(',volatile,');
+    const volatile = opts.volatile === true && volatileOk && !opts.readonly;
     // A volatile mount leaves work/incompat/volatile behind, and overlayfs refuses to mount that
     // workdir again until it is gone (the upper may have lost writes: the caller asked for that).
     if (volatile)
