@@ -108,7 +108,8 @@ describe.skipIf(skip !== undefined)('containers from images in the store (writab
     expect(await store.listContainers()).toEqual([]);
   });
 
-  it("an rm container's layer is mounted volatile (podman --rm), a kept one is not", async () => {
+  it("an rm container's layer is mounted volatile (podman --rm), a kept one is not", async (ctx) => {
+    if (driver !== 'overlay') return ctx.skip('volatile is an overlay mount option; this host runs vfs');
     const rootOpts = async (rm: boolean) => {
       const r = await lp.containers.run({
         image: 'localhost/rig/busybox:latest',
@@ -119,7 +120,6 @@ describe.skipIf(skip !== undefined)('containers from images in the store (writab
       if (!rm) await lp.containers.remove(r.id);
       return r.stdout;
     };
-    if (driver !== 'overlay') return;
     expect(await rootOpts(true)).toMatch(/\bvolatile\b/);
     expect(await rootOpts(false)).not.toMatch(/\bvolatile\b/);
   });

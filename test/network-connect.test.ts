@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Libpod } from '@libpod-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerSkipReason, makeTestEnv, type TestEnv } from './container-fixtures.js';
-import { addApplets, addWww, networkOpenOptions } from './network-fixtures.js';
+import { addApplets, addWww, networkOpenOptions, startSleeper } from './network-fixtures.js';
 
 const skip =
   containerSkipReason() ?? (existsSync('/usr/lib/cni/bridge') ? undefined : 'CNI plugins are not installed');
@@ -58,13 +58,7 @@ describe.skipIf(skip !== undefined)('network connect/disconnect of containers', 
       command: ['httpd', '-f', '-p', '80', '-h', '/www'],
     });
     await lp.containers.start(peer.id);
-    const a = await lp.containers.create({
-      rootfs: env.rootfs,
-      name: 'nc-a',
-      network: 'bridge',
-      command: ['sleep', '60'],
-    });
-    await lp.containers.start(a.id);
+    const a = await startSleeper(lp, env.rootfs, { name: 'nc-a', network: 'bridge' });
     expect(Object.keys((await lp.containers.inspect(a.id)).NetworkSettings.Networks)).toEqual([DEFAULT.name]);
     expect(hostsOf(peer.id)).not.toContain('nc-a');
 
@@ -122,13 +116,7 @@ describe.skipIf(skip !== undefined)('network connect/disconnect of containers', 
   it('disconnected from its last network: loopback only, also after a restart, until a connect', async () => {
     const ifaces = async (id: string) =>
       (await lp.containers.exec(id, { command: ['ls', '/sys/class/net'] })).stdout.trim().split(/\s+/).sort();
-    const c = await lp.containers.create({
-      rootfs: env.rootfs,
-      name: 'nc-last',
-      network: 'bridge',
-      command: ['sleep', '60'],
-    });
-    await lp.containers.start(c.id);
+    const c = await startSleeper(lp, env.rootfs, { name: 'nc-last', network: 'bridge' });
     expect(await ifaces(c.id)).toEqual(['eth0', 'lo']);
     await lp.networks.disconnect('nc-last', DEFAULT.name);
     expect(await ifaces(c.id)).toEqual(['lo']);

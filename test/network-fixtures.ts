@@ -2,6 +2,7 @@
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import type { ContainerCreateOptions, Libpod } from '@libpod-ts/core';
 
 /** A port nobody listens on right now (bound to 0, read back, released). */
 export function freePort(): Promise<number> {
@@ -53,4 +54,15 @@ export function networkOpenOptions(
     storage: false as const,
     network: { defaultNetwork, extraConfigDirs: [] as string[] },
   };
+}
+
+/** Creates and starts a container of `rootfs` that sleeps a minute, with `options` (name, network...). */
+export async function startSleeper(
+  lp: Libpod,
+  rootfs: string,
+  options: Partial<ContainerCreateOptions>,
+): Promise<{ id: string; name: string }> {
+  const c = await lp.containers.create({ rootfs, command: ['sleep', '60'], ...options });
+  await lp.containers.start(c.id);
+  return c;
 }

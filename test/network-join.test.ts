@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Libpod } from '@libpod-ts/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerSkipReason, makeTestEnv, type TestEnv } from './container-fixtures.js';
-import { addApplets, eventually, networkOpenOptions } from './network-fixtures.js';
+import { addApplets, eventually, networkOpenOptions, startSleeper } from './network-fixtures.js';
 
 const skip =
   containerSkipReason() ?? (existsSync('/usr/lib/cni/bridge') ? undefined : 'CNI plugins are not installed');
@@ -162,19 +162,8 @@ describe.skipIf(skip !== undefined)('network container:<id> and ns:<path>', () =
   });
 
   it('a target with joiners cannot be removed (even with force); stopping it is allowed', async () => {
-    const target = await lp.containers.create({
-      rootfs: env.rootfs,
-      name: 'nj-dep-target',
-      network: 'bridge',
-      command: ['sleep', '60'],
-    });
-    await lp.containers.start(target.id);
-    const running = await lp.containers.create({
-      rootfs: env.rootfs,
-      network: 'container:nj-dep-target',
-      command: ['sleep', '60'],
-    });
-    await lp.containers.start(running.id);
+    const target = await startSleeper(lp, env.rootfs, { name: 'nj-dep-target', network: 'bridge' });
+    const running = await startSleeper(lp, env.rootfs, { network: 'container:nj-dep-target' });
     const created = await lp.containers.create({
       rootfs: env.rootfs,
       network: `container:${target.id}`,
