@@ -127,8 +127,19 @@ export interface Driver {
   /**
    * Remove every file of layer `id` (unmounting first if still mounted). Missing layer: no-op,
    * so it is safe for crash repair. The store ensures no other layer has it as a parent.
+   * When it resolves the layer is gone from its path; a driver may delete the moved-aside tree in
+   * the background (see settle, recover).
    */
   removeLayer(id: string): Promise<void>;
+
+  /** Resolves when the background deletions that removeLayer started have finished (store close). */
+  settle?(): Promise<void>;
+
+  /** Deletes trees that a process which died mid-deletion left moved aside (store open). */
+  recover?(): Promise<void>;
+
+  /** Ends the driver's helper processes, if any (store close); a later call starts them again. */
+  close?(): void;
 
   /** Whether the driver has files for layer `id`. */
   exists(id: string): Promise<boolean>;

@@ -164,6 +164,7 @@ export class Store implements AsyncDisposable {
   /** @internal */
   async recoverAtOpen(signal?: AbortSignal): Promise<void> {
     this.recovered = await recoverCrashes(this.ctx, signal);
+    await this.ctx.driver.recover?.();
     // First open after a reboot: mount counts are stale (their boot id differs); drop them now.
     const boot = bootId();
     const prev = await readFile(this.ctx.layout.bootMarker, 'utf8').catch(() => '');
@@ -190,6 +191,8 @@ export class Store implements AsyncDisposable {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.inflight]);
+    await this.ctx.driver.settle?.();
+    this.ctx.driver.close?.();
     await this.ctx.db.close();
   }
 

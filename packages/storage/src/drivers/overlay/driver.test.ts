@@ -4,14 +4,16 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OverlayDriver } from './driver.js';
 
-describe('overlay mount options', () => {
+describe('overlay driver: mount options, layer removal', () => {
   let home: string;
   let d: OverlayDriver;
   beforeAll(() => {
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'overlay-opts-'));
     d = new OverlayDriver({ home });
   });
-  afterAll(() => {
+  afterAll(async () => {
+    await d.settle();
+    d.close();
     fs.rmSync(home, { recursive: true, force: true });
   });
   const id = (i: number) => i.toString(16).padStart(64, '0');
@@ -49,5 +51,35 @@ describe('overlay mount options', () => {
     expect(() => d.mountData('a', [], { mountOptions: ['context="a",upperdir=/etc'] })).toThrow();
     const selinux = 'context="system_u:object_r:container_file_t:s0:c1,c2"';
     expect(d.mountData('a', [], { mountOptions: [selinux] })).toContain(selinux);
+  });
+
+  const trash = () => path.join(home, '.trash');
+
+  it('takes the layer off its path at once and deletes the tree in the background', async () => {
+    await d.createLayer(id(1), undefined);
+    for (let i = 0; i < 50; i++) fs.writeFileSync(path.join(d.layerDir(id(1)), `f${i}`), 'x');
+    await d.removeLayer(id(1));
+    expect(await d.exists(id(1))).toBe(false);
+    expect(fs.existsSync(path.join(home, id(1)))).toBe(false);
+    await d.settle();
+    expect(fs.readdirSync(trash())).toEqual([]);
+  });
+
+  it('recover() deletes what a dead process left aside, not what a live one is deleting', async () => {
+    // A pid that is surely gone: a child that has exited and been reaped.
+    const { spawnSync } = await import('node:child_process');
+    const dead = spawnSync('/bin/true').pid!;
+    const deadEntry = path.join(trash(), `${id(2)}.${dead}-1.1`);
+    const init = fs.readFileSync('/proc/1/stat', 'utf8');
+    const initStart = init.slice(init.lastIndexOf(')') + 2).split(' ')[19];
+    const liveEntry = path.join(trash(), `${id(3)}.1-${initStart}.1`); // pid 1 lives
+    for (const e of [deadEntry, liveEntry]) {
+      fs.mkdirSync(path.join(e, 'diff', 'sub'), { recursive: true });
+      fs.writeFileSync(path.join(e, 'diff', 'sub', 'f'), 'x');
+    }
+    await d.recover();
+    expect(fs.existsSync(deadEntry)).toBe(false);
+    expect(fs.existsSync(liveEntry)).toBe(true);
+    fs.rmSync(liveEntry, { recursive: true });
   });
 });
