@@ -10,6 +10,8 @@ export interface StorageSettings {
   driver: 'overlay' | 'vfs';
 }
 
+const IMAGE_CONFIGS_KEPT = 32;
+
 /**
  * Containers from images: a writable layer per container in `@libpod-ts/storage`, mounted at
  * init and unmounted at exit (mount counts live in the store, shared by all processes), deleted
@@ -26,6 +28,22 @@ export class StorageIntegration {
       this.store = undefined;
     });
     return this.store;
+  }
+
+  /**
+   * An image's config blob: its id is the config's digest, so the text never changes and is kept
+   * (a few KiB each, at most IMAGE_CONFIGS_KEPT, the oldest dropped first) instead of read from disk
+   * at every create.
+   */
+  private readonly configs = new Map<string, string>();
+
+  private async imageConfigText(store: Store, imageId: string): Promise<string> {
+    const kept = this.configs.get(imageId);
+    if (kept !== undefined) return kept;
+    const text = (await store.imageBlob(imageId, 'config')).toString('utf8');
+    this.configs.set(imageId, text);
+    if (this.configs.size > IMAGE_CONFIGS_KEPT) this.configs.delete(this.configs.keys().next().value!);
+    return text;
   }
 
   get opened(): boolean {
@@ -47,7 +65,7 @@ export class StorageIntegration {
       } catch (err) {
         throw new ImageNotFoundError(image, err);
       }
-      const configDoc = JSON.parse((await store.imageBlob(img.id, 'config')).toString('utf8')) as {
+      const configDoc = JSON.parse(await this.imageConfigText(store, img.id)) as {
         config?: Record<string, unknown>;
       };
       const c = await store.createContainer({

@@ -137,22 +137,24 @@ export class OverlayDriver implements Driver {
     if (parentId !== undefined && !exists(this.layerDir(parentId))) {
       throw new DriverOperationError('overlay', id, `create (parent ${parentId} missing)`);
     }
-    await fs.promises.mkdir(this.home, { recursive: true });
+    // A handful of syscalls on small dirs: inline, not eight thread-pool round trips (~1.5 ms of
+    // every container create on a busy 2-core host).
+    fs.mkdirSync(this.home, { recursive: true });
     try {
-      await fs.promises.mkdir(dir, { mode: 0o700 });
+      fs.mkdirSync(dir, { mode: 0o700 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
         throw new StorageError('ERR_LAYER_EXISTS', `overlay: layer ${id} already exists`);
       }
       throw err;
     }
-    await fs.promises.mkdir(path.join(dir, 'diff'), { mode: 0o755 });
-    await fs.promises.mkdir(path.join(dir, 'work'), { mode: 0o700 });
-    await fs.promises.mkdir(path.join(dir, 'merged'), { mode: 0o755 });
-    await fs.promises.mkdir(path.join(this.home, 'l'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'diff'), { mode: 0o755 });
+    fs.mkdirSync(path.join(dir, 'work'), { mode: 0o700 });
+    fs.mkdirSync(path.join(dir, 'merged'), { mode: 0o755 });
+    fs.mkdirSync(path.join(this.home, 'l'), { recursive: true });
     const link = path.join(this.home, 'l', this.short(id));
-    await fs.promises.rm(link, { force: true });
-    await fs.promises.symlink(`../${id}/diff`, link);
+    fs.rmSync(link, { force: true });
+    fs.symlinkSync(`../${id}/diff`, link);
   }
 
   async applyDiff(
@@ -215,16 +217,12 @@ export class OverlayDriver implements Driver {
         `mount (options are ${data.length} bytes, over one page)`,
       );
     }
-    if (data.includes(`${id}/empty`))
-      await fs.promises.mkdir(path.join(this.dir(id), 'empty'), { recursive: true });
+    if (data.includes(`${id}/empty`)) fs.mkdirSync(path.join(this.dir(id), 'empty'), { recursive: true });
     const volatile = opts.volatile === true && volatileOk && !opts.readonly;
     // A volatile mount leaves work/incompat/volatile behind, and overlayfs refuses to mount that
     // workdir again until it is gone (the upper may have lost writes: the caller asked for that).
     if (volatile)
-      await fs.promises.rm(path.join(this.dir(id), 'work', 'work', 'incompat'), {
-        recursive: true,
-        force: true,
-      });
+      fs.rmSync(path.join(this.dir(id), 'work', 'work', 'incompat'), { recursive: true, force: true });
     const mountOnce = async (d: string) => {
       try {
         await this.mounter.mount({
@@ -268,7 +266,7 @@ export class OverlayDriver implements Driver {
 
   async removeLayer(id: string): Promise<void> {
     await this.unmount(id);
-    await fs.promises.rm(path.join(this.home, 'l', this.short(id)), { force: true });
+    fs.rmSync(path.join(this.home, 'l', this.short(id)), { force: true });
     // One rename takes the layer off its path; the tree (a container's upper can be large) is
     // deleted after, off the caller's path: `run --rm` waited ~3 ms here for a dozen entries.
     const trash = this.trashDir();
