@@ -46,6 +46,13 @@ await withHostLock(async () => {
       const r = await lp.containers.run({ rootfs: env.rootfs, command: ['true'], rm: true });
       if (r.exitCode !== 0) throw new Error(`exit ${r.exitCode}`);
     };
+    // Before every timed run of either side: no podman/conmon/runc of the previous run left, and
+    // its dirty pages written (sync), so neither side pays for the other's writeback. The cache is
+    // not dropped: a repeated run sees a warm one, and a cold one would time reading binaries.
+    const settle = async () => {
+      await settleProcesses(['podman', 'conmon', 'runc']);
+      execFileSync('sync');
+    };
     const vsRunc = await runBenchmark({
       name: 'core: containers.run(busybox true, rm) vs raw runc run',
       ours,
@@ -54,8 +61,9 @@ await withHostLock(async () => {
       rounds,
       warmup: 2,
       dropCaches: false,
+      prepare: settle,
       notes:
-        'sequential, one Node process, exploded busybox rootfs, no network (own netns), default seccomp; target <= 2x raw runc',
+        'sequential, one Node process, exploded busybox rootfs, no network (own netns), default seccomp; target <= 2x raw runc; before every timed run: no conmon/runc left, then sync',
     });
 
     if (!process.env.BENCH_SKIP_PODMAN && existsSync('/usr/bin/podman')) {
@@ -72,7 +80,6 @@ await withHostLock(async () => {
       // run. (Until 2026-12-05 this bench compared our rootfs run with podman's image run, which
       // flattered us by the whole container-layer cost.)
       const podmanRun = ['podman', 'run', '--rm', '--network', 'none'];
-      const settle = () => settleProcesses(['podman', 'conmon', 'runc']);
       await runBenchmark({
         name: 'core: containers.run(rootfs, busybox true, rm) vs podman run --rm --network none --rootfs',
         ours,
@@ -83,7 +90,7 @@ await withHostLock(async () => {
         dropCaches: false,
         prepare: settle,
         notes:
-          'podman 4.3 with runc (rig reference containers.conf); both run the same exploded busybox rootfs; target <= 0.4x podman; before every timed run the bench waits until no live podman/conmon/runc process is left',
+          'podman 4.3 with runc (rig reference containers.conf); both run the same exploded busybox rootfs; target <= 0.4x podman; before every timed run the bench waits until no live podman/conmon/runc process is left, then syncs',
       });
       const lpi = await Libpod.open({
         root: join(env.dir, 'image-root'),
@@ -107,7 +114,7 @@ await withHostLock(async () => {
           dropCaches: false,
           prepare: settle,
           notes:
-            'both from the image in their store (overlay container layer per run); podman 4.3 with runc (rig reference containers.conf); target <= 0.4x podman; before every timed run the bench waits until no live podman/conmon/runc process is left',
+            'both from the image in their store (overlay container layer per run); podman 4.3 with runc (rig reference containers.conf); target <= 0.4x podman; before every timed run the bench waits until no live podman/conmon/runc process is left, then syncs',
         });
       } finally {
         await lpi.close();

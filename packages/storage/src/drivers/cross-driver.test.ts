@@ -79,8 +79,11 @@ describe('overlay and vfs agree', () => {
     if (skip) console.warn(`skipping cross-driver test: ${skip}`);
   });
   afterAll(async () => {
-    for (const d of drivers)
+    for (const d of drivers) {
       for (const id of ['c0', 'c1', 'c2'].reverse()) await d.removeLayer(id).catch(() => {});
+      await d.settle?.();
+      d.close?.();
+    }
     fs.rmSync(home, { recursive: true, force: true });
   });
 

@@ -46,6 +46,8 @@ describe.each(['overlay', 'vfs'] as DriverName[])('driver %s', (name) => {
   });
   afterAll(async () => {
     for (const id of created.reverse()) await driver.removeLayer(id).catch(() => {});
+    await driver.settle?.();
+    driver.close?.();
     fs.rmSync(home, { recursive: true, force: true });
   });
   const need = (ctx: { skip: (note?: string) => void }) => {

@@ -53,7 +53,7 @@ const MS_RDONLY = 1;
  * data) and answers each with one line, `0` or `<errno> <message>`. perl's `syscall` calls the
  * kernel directly: no libmount, no mount table parsing, no process per call.
  */
-const HELPER = String.raw`
+const HELPER = String.raw`# libpod-ts mount helper
 use strict;
 my ($sys_mount, $sys_umount2) = @ARGV;
 $| = 1;
