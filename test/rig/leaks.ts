@@ -7,8 +7,8 @@
  *   netns     names in /run/netns and registered netns dirs
  *   interface network interfaces in the host namespace (/sys/class/net): veths, bridges, macvlans
  *   process   conmon, runc, crun, docker-registry, skopeo, umoci, criu, slirp4netns processes, and any
- *             process whose command line names a rig temp dir, the storage mount helper (a store left
- *             open), and every process in another pid namespace (a container's) (scan of /proc)
+ *             process whose command line names a rig temp dir, the perl helpers (a store or Libpod
+ *             left open), and every process in another pid namespace (a container's) (scan of /proc)
  *   runc      container state dirs under /run/runc, /run/crun and registered --root dirs
  *   iptables  rules and chains from iptables-save / ip6tables-save (counters ignored)
  *   cni-ipam  IP reservations under /var/lib/cni/networks/<net>/ and registered IPAM dirs
@@ -256,8 +256,8 @@ function readProcesses(table: ProcessTable, foreign: Set<string>): Map<string, s
     const tracked =
       TRACKED_COMMS.has(info.comm) ||
       cmdline.includes(`/${TEMP_PREFIX}`) ||
-      // the storage package's resident mount(2) helper (drivers/overlay/mounter.ts): a store not closed
-      cmdline.includes('# libpod-ts mount helper');
+      // resident perl helpers: storage's mount(2) one (a store not closed), core's spawner (a Libpod not closed)
+      /# libpod-ts (mount|spawn) helper/.test(cmdline);
     if (!inContainer && !tracked) continue;
     const key = `${pid}:${info.start}`;
     const where = inContainer ? ' (in another pid namespace: a container?)' : '';

@@ -8,6 +8,7 @@ import { EventLog } from './events/events.js';
 import { findBinary } from './runtime/binaries.js';
 import { Layout } from './runtime/layout.js';
 import { OciRuntime } from './runtime/oci-runtime.js';
+import { ProcessSpawner } from './runtime/spawner.js';
 import { NetworkIntegration, type NetworkSettings } from './network-integration.js';
 import { StorageIntegration, type StorageSettings } from './storage-integration.js';
 
@@ -121,7 +122,18 @@ export async function createEngine(
     ...(network?.integrations ?? {}),
     ...(o.integrations ?? {}),
   };
-  const engine = { layout, store, runtime, conmonPath, events, exitCommand, integrations, storage, network };
+  const engine = {
+    layout,
+    store,
+    runtime,
+    conmonPath,
+    events,
+    exitCommand,
+    integrations,
+    spawner: new ProcessSpawner(join(o.runRoot, 'spawn')),
+    storage,
+    network,
+  };
   network?.bindEngine(engine);
   return engine;
 }

@@ -205,7 +205,11 @@ export class Libpod implements AsyncDisposable {
     this.closed = true;
     // The reason is what pending wait()/run() reject with; follows and subscriptions just end.
     this.closer.abort(new LibpodClosedError());
-    await this.engine.storage?.close();
+    try {
+      await this.engine.storage?.close();
+    } finally {
+      this.engine.spawner?.close();
+    }
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -49,6 +49,7 @@ async function main(argv: string[]): Promise<void> {
   try {
     await handleExit(engine, id, { applyPolicies: true });
   } finally {
+    engine.spawner?.close();
     await engine.storage?.close();
   }
 }

@@ -1,3 +1,4 @@
+import type { ProcessSpawner } from '../runtime/spawner.js';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile, rm, unlink } from 'node:fs/promises';
 import type { EventAction, EventLog } from '../events/events.js';
@@ -64,6 +65,8 @@ export interface Engine {
   /** argv conmon runs when a container exits (the exit hook); undefined: the program cleans up. */
   exitCommand: ((record: ContainerRecord) => string[]) | undefined;
   integrations: Integrations;
+  /** Starts conmon without forking this process; closed with the engine (see spawner.ts). */
+  spawner?: ProcessSpawner;
 }
 
 export function emit(
@@ -243,6 +246,7 @@ export async function conmonOptionsFor(
     exitCommand: exitCommandFor(engine, record),
     // The log of an `rm` container goes with it: conmon's fsync at exit protects nothing.
     noSyncLog: record.autoRemove && (await conmonSupports(engine.conmonPath, '--no-sync-log')),
+    ...(engine.spawner ? { spawner: engine.spawner } : {}),
     ...(signal ? { signal } : {}),
   };
 }

@@ -1,10 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { OciRuntimeError } from '../errors.js';
 import { execFile } from '../util/exec.js';
+import { isProcessAlive } from '../util/fs.js';
 import { conmonCommand } from './conmon-cgroup.js';
 import { classifyRuntimeError, type OciRuntime } from './oci-runtime.js';
+import { killGroup, type ProcessSpawner, type SpawnedProcess } from './spawner.js';
 
 /** Options shared by a container's conmon and an exec session's conmon. */
 export interface ConmonCommonOptions {
@@ -48,6 +51,8 @@ export interface ConmonCreateOptions extends ConmonCommonOptions {
    * the container's published host ports, held like podman does. Not passed to the runtime.
    */
   extraFds?: readonly number[];
+  /** Starts conmon without forking this process (spawner.ts); not used with extraFds. */
+  spawner?: ProcessSpawner;
 }
 
 export interface ConmonExecOptions extends ConmonCommonOptions {
@@ -292,7 +297,88 @@ async function finishLaunch(
 }
 
 export function conmonCreate(o: ConmonCreateOptions): Promise<ConmonStarted> {
-  return launch(conmonCreateArgs(o), o, false);
+  return createPending(o).go();
+}
+
+function createPending(o: ConmonCreateOptions): PendingConmon {
+  const args = conmonCreateArgs(o);
+  return o.spawner?.usable && !o.extraFds?.length
+    ? spawnConmonVia(o.spawner, args, o)
+    : spawnConmon(args, o, false);
+}
+
+/**
+ * spawnConmon through the resident spawner: conmon's stderr, sync pipe and start pipe are Unix
+ * stream sockets to us (it reads and writes them as pipes). Falls back to a direct spawn when
+ * the spawner turns out unusable.
+ */
+function spawnConmonVia(spawner: ProcessSpawner, args: string[], o: ConmonCommonOptions): PendingConmon {
+  const cmd = conmonCommand(o.cgroupParent, o.conmonPath, args);
+  const started = spawner.spawn([cmd.file, ...cmd.args], {
+    ...process.env,
+    _OCI_SYNCPIPE: '3',
+    _OCI_STARTPIPE: '4',
+  });
+  started.catch(() => {});
+  const release = (p: SpawnedProcess) => {
+    for (const s of [p.fd3, p.fd4, p.stderr]) s.destroy();
+  };
+  let used = false;
+  return {
+    args,
+    go: async () => {
+      if (used) throw new Error('conmon already started or cancelled');
+      used = true;
+      let p: SpawnedProcess | undefined;
+      try {
+        p = await started;
+      } catch (err) {
+        throw new OciRuntimeError(`conmon for ${o.containerId} failed to start: ${(err as Error).message}`, {
+          containerId: o.containerId,
+          cause: err,
+        });
+      }
+      if (!p) return spawnConmon(args, o, false).go();
+      const stderr: Buffer[] = [];
+      const stderrEnded = new Promise<void>((r) => {
+        p.stderr.on('data', (d: Buffer) => stderr.push(d));
+        p.stderr.once('close', () => r());
+      });
+      p.stderr.resume();
+      const next = syncReader(p.fd3);
+      p.fd3.resume();
+      p.fd4.on('error', () => {});
+      const onAbort = () => killGroup(p.pid);
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      let msg: SyncMessage | undefined;
+      try {
+        p.fd4.end('0');
+        msg = await next();
+      } finally {
+        o.signal?.removeEventListener('abort', onAbort);
+      }
+      if (!msg || msg.data < 0) {
+        // conmon's stderr is complete once it closed it (bounded: its monitor may hold it).
+        await Promise.race([stderrEnded, sleep(2000)]);
+        release(p);
+        const text =
+          msg?.message ?? (Buffer.concat(stderr).toString('utf8').trim() || 'conmon exited without a pid');
+        throw classifyRuntimeError(text, o.containerId);
+      }
+      release(p);
+      return { pid: msg.data };
+    },
+    cancel: async () => {
+      if (used) return;
+      used = true;
+      const p = await started.catch(() => undefined);
+      if (!p) return;
+      killGroup(p.pid);
+      release(p);
+      // Gone once its pid is (the spawner reaps it).
+      for (let i = 0; i < 200 && isProcessAlive(p.pid); i++) await sleep(5);
+    },
+  };
 }
 
 /**
@@ -301,7 +387,7 @@ export function conmonCreate(o: ConmonCreateOptions): Promise<ConmonStarted> {
  * space being copied) and the gain measured ~1 ms; see docs/decisions/lifecycle.md.
  */
 export function conmonCreatePending(o: ConmonCreateOptions): PendingConmon {
-  return spawnConmon(conmonCreateArgs(o), o, false);
+  return createPending(o);
 }
 
 export function conmonExec(o: ConmonExecOptions): Promise<ConmonStarted> {
