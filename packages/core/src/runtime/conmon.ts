@@ -359,7 +359,7 @@ function spawnConmonVia(spawner: ProcessSpawner, args: string[], o: ConmonCommon
       }
       if (!msg || msg.data < 0) {
         // conmon's stderr is complete once it closed it (bounded: its monitor may hold it).
-        await Promise.race([stderrEnded, sleep(2000)]);
+        await Promise.race([stderrEnded, sleep(2000, undefined, { ref: false })]);
         release(p);
         const text =
           msg?.message ?? (Buffer.concat(stderr).toString('utf8').trim() || 'conmon exited without a pid');
@@ -382,9 +382,10 @@ function spawnConmonVia(spawner: ProcessSpawner, args: string[], o: ConmonCommon
 }
 
 /**
- * A container's conmon, started and held before its start pipe (see PendingConmon). Spawned on
- * this thread: from a worker thread the fork still stalls this one (it write-locks the address
- * space being copied) and the gain measured ~1 ms; see docs/decisions/lifecycle.md.
+ * A container's conmon, started and held before its start pipe (see PendingConmon). Through the
+ * spawner when it is given (no fork of this process); otherwise spawned on this thread: from a
+ * worker thread the fork still stalls this one (it write-locks the address space being copied)
+ * and the gain measured ~1 ms; see docs/decisions/lifecycle.md.
  */
 export function conmonCreatePending(o: ConmonCreateOptions): PendingConmon {
   return createPending(o);

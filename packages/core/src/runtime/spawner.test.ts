@@ -83,6 +83,18 @@ describe.skipIf(noPerl !== undefined)('ProcessSpawner', () => {
     }
   });
 
+  it('a helper that was killed is replaced at the next spawn (same listening socket)', async () => {
+    await spawner.spawn(['/bin/true'], {});
+    const helper = (spawner as unknown as { helper: { pid: number; once(e: string, f: () => void): void } })
+      .helper;
+    const gone = new Promise<void>((r) => helper.once('exit', r));
+    process.kill(helper.pid, 'SIGKILL');
+    await gone;
+    const p = await spawner.spawn(['/bin/sh', '-c', 'echo again >&3'], { PATH: '/bin' });
+    expect(await collect(p!.fd3)).toBe('again\n');
+    expect(spawner.usable).toBe(true);
+  });
+
   it('without perl it is unusable and spawn resolves undefined (callers spawn directly)', async () => {
     const none = new ProcessSpawner(join(dir, 'spawn'), join(dir, 'no-perl'));
     expect(none.usable).toBe(false);

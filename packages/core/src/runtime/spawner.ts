@@ -175,48 +175,59 @@ export class ProcessSpawner {
 
   private start(): Promise<boolean> {
     if (this.helper && this.server) return Promise.resolve(true);
-    this.starting ??= new Promise<boolean>((resolve) => {
+    this.starting ??= (async () => {
+      // A helper that died is replaced; the listening socket stays.
+      if (!this.server) this.server = await this.listen();
+      if (!this.server) {
+        this.broken = true;
+        return false;
+      }
+      if (!this.helper) this.helper = this.startHelper();
+      if (!this.helper) this.broken = true;
+      return this.helper !== undefined;
+    })().finally(() => {
+      this.starting = undefined;
+    });
+    return this.starting;
+  }
+
+  private listen(): Promise<Server | undefined> {
+    return new Promise((resolve) => {
       try {
         mkdirSync(this.dir, { recursive: true, mode: 0o700 });
         sweepStaleSockets(this.dir);
       } catch {
-        this.broken = true;
-        resolve(false);
+        resolve(undefined);
         return;
       }
       const server = createServer((s) => this.onConnection(s));
-      server.once('error', () => {
-        this.broken = true;
-        resolve(false);
-      });
+      server.once('error', () => resolve(undefined));
       server.listen(this.socketPath, () => {
         server.unref();
-        let child: ChildProcess;
-        try {
-          child = spawn(this.perl, ['-e', HELPER, this.socketPath], { stdio: ['pipe', 'pipe', 'ignore'] });
-        } catch {
-          server.close();
-          this.broken = true;
-          resolve(false);
-          return;
-        }
-        child.stdout!.setEncoding('utf8');
-        child.stdout!.on('data', (chunk: string) => this.onAnswer(chunk));
-        child.stdin!.on('error', () => {});
-        child.once('error', () => {
-          this.broken = true;
-          this.onHelperGone(child);
-        });
-        child.once('exit', () => this.onHelperGone(child));
-        this.helper = child;
-        this.server = server;
-        this.setRef(false);
-        resolve(true);
+        resolve(server);
       });
-    }).finally(() => {
-      this.starting = undefined;
     });
-    return this.starting;
+  }
+
+  private startHelper(): ChildProcess | undefined {
+    let child: ChildProcess;
+    try {
+      child = spawn(this.perl, ['-e', HELPER, this.socketPath], { stdio: ['pipe', 'pipe', 'ignore'] });
+    } catch {
+      return undefined;
+    }
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => this.onAnswer(chunk));
+    child.stdin!.on('error', () => {});
+    child.once('error', () => {
+      this.broken = true;
+      this.onHelperGone(child);
+    });
+    child.once('exit', () => this.onHelperGone(child));
+    child.unref();
+    (child.stdin as unknown as { unref(): void }).unref();
+    (child.stdout as unknown as { unref(): void }).unref();
+    return child;
   }
 
   private onAnswer(chunk: string): void {
