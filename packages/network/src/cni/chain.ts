@@ -52,6 +52,33 @@ export function decodeCachedConfig(b64: string): ConfList {
 }
 
 /**
+ * Whether a plugin failed because another ADD created an iptables chain between its check and its
+ * create: the firewall and portmap plugins make their shared chains (CNI-FORWARD, CNI-ADMIN,
+ * CNI-HOSTPORT-*) that way, so concurrent first ADDs on a host can collide. Seen in CI with 20
+ * concurrent attachments: `iptables -t filter -N CNI-ADMIN --wait: ... CHAIN_USER_ADD failed
+ * (File exists)` (nft backend); the legacy backend says `Chain already exists`.
+ */
+export function isSharedChainRace(err: unknown): boolean {
+  if (!(err instanceof CniPluginError)) return false;
+  return /CHAIN_USER_ADD failed \(File exists\)|Chain already exists/.test(
+    `${err.message} ${err.details ?? ''}`,
+  );
+}
+
+/** Runs a plugin ADD again (twice at most, after a short random pause) when it lost that race: the
+ * plugins' ADD is idempotent and the chain now exists. */
+async function retryingSharedChainRace<T>(add: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await add();
+    } catch (err) {
+      if (attempt >= 2 || !isSharedChainRace(err)) throw err;
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+    }
+  }
+}
+
+/**
  * ADD of a whole list, plugins in order, each getting the previous one's result. The cache entry
  * is written before the first plugin (crash safety) and completed with the final result.
  * On failure the whole list is DELeted in reverse order (what earlier plugins did is undone),
@@ -73,14 +100,17 @@ export async function addNetworkList(list: ConfList, rt: RuntimeConf, o: ChainOp
   let prev: CniResult | undefined;
   try {
     for (const p of list.plugins) {
-      prev = await invokePlugin({
-        command: 'ADD',
-        config: pluginConfig(list, p, rt, prev),
-        rt,
-        network: list.name,
-        pluginDirs: o.pluginDirs,
-        signal: o.signal,
-      });
+      const input = prev;
+      prev = await retryingSharedChainRace(() =>
+        invokePlugin({
+          command: 'ADD',
+          config: pluginConfig(list, p, rt, input),
+          rt,
+          network: list.name,
+          pluginDirs: o.pluginDirs,
+          signal: o.signal,
+        }),
+      );
     }
   } catch (err) {
     // Rollback must run even when the caller aborted: it is what makes the abort leave nothing.

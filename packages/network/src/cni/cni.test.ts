@@ -6,7 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfList } from '../config/schema.js';
 import { CniPluginError, PluginNotFoundError } from '../errors.js';
 import { ResultCache } from './cache.js';
-import { addNetworkList, checkNetworkList, delNetworkList, statusNetworkList } from './chain.js';
+import {
+  addNetworkList,
+  checkNetworkList,
+  delNetworkList,
+  isSharedChainRace,
+  statusNetworkList,
+} from './chain.js';
 import { invokePlugin, pluginVersion } from './exec.js';
 import { DEFAULT_PLUGIN_DIRS } from './plugins.js';
 
@@ -90,5 +96,25 @@ describe.skipIf(!!skip)('CNI invocation (real plugins)', () => {
       expect(err).toBeInstanceOf(PluginNotFoundError);
       expect((err as PluginNotFoundError).plugin).toBe(type);
     }
+  });
+});
+
+describe('shared-chain race (concurrent first ADDs)', () => {
+  const failure = (msg: string) =>
+    new CniPluginError({ plugin: 'firewall', command: 'ADD', network: 'n', cniCode: 999, msg });
+
+  it('recognises the chain-creation collision of both iptables backends, and nothing else', () => {
+    expect(
+      isSharedChainRace(
+        failure(
+          'running [/usr/sbin/iptables -t filter -N CNI-ADMIN --wait]: exit status 4: iptables v1.8.9 (nf_tables):  CHAIN_USER_ADD failed (File exists): chain CNI-ADMIN',
+        ),
+      ),
+    ).toBe(true);
+    expect(isSharedChainRace(failure('iptables: Chain already exists.'))).toBe(true);
+    expect(isSharedChainRace(failure('failed to allocate for range 0: no IP addresses available'))).toBe(
+      false,
+    );
+    expect(isSharedChainRace(new Error('CHAIN_USER_ADD failed (File exists)'))).toBe(false);
   });
 });
