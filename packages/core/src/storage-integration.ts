@@ -59,23 +59,23 @@ export class StorageIntegration {
   readonly images: ImageProvider = {
     createRootfs: async (image, containerId, opts = {}) => {
       const store = await this.open();
-      let img: Awaited<ReturnType<Store['lookupImage']>>;
+      let c: Awaited<ReturnType<Store['createContainer']>>;
       try {
-        img = await store.lookupImage(image);
+        // The image is resolved in the transaction that claims the container: one lookup.
+        c = await store.createContainer({ id: containerId, image, volatile: opts.volatile === true });
       } catch (err) {
-        throw new ImageNotFoundError(image, err);
+        const code = (err as { code?: string }).code;
+        if (code === 'ERR_IMAGE_NOT_FOUND' || code === 'ERR_AMBIGUOUS_IMAGE')
+          throw new ImageNotFoundError(image, err);
+        throw err;
       }
-      const configDoc = JSON.parse(await this.imageConfigText(store, img.id)) as {
-        config?: Record<string, unknown>;
-      };
-      const c = await store.createContainer({
-        id: containerId,
-        image: img.id,
-        volatile: opts.volatile === true,
-      });
+      const imageId = c.imageId!;
       try {
+        const configDoc = JSON.parse(await this.imageConfigText(store, imageId)) as {
+          config?: Record<string, unknown>;
+        };
         const rootfs = await store.mount(c.id);
-        return { storageId: c.id, imageId: img.id, imageConfig: configDoc, rootfs };
+        return { storageId: c.id, imageId, imageConfig: configDoc, rootfs };
       } catch (err) {
         await store.deleteContainer(c.id).catch(() => {});
         throw err;

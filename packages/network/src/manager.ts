@@ -739,14 +739,14 @@ export class NetworkManager {
     signal?: AbortSignal,
     o: {
       /**
-       * Every process of the container is gone (core knows: it tears down after the exit):
-       * the netns is unmounted (starting first, alongside the DELs), so the kernel destroys it
-       * with its end of the veth pair, and the DELs run without a netns. That spares the bridge plugin's veth deletion
-       * and masquerade teardown (~40-50 ms of a ~120 ms DEL chain here, each a wait for the
-       * kernel); the masquerade chain goes in one iptables transaction instead (see
+       * Every process of the container is gone (core knows: it tears down after the exit): the
+       * netns is unmounted (starting first, alongside the DELs), so the kernel destroys it with its
+       * end of the veth pair, and the DELs run without a netns. That spares the bridge plugin's
+       * veth deletion and masquerade teardown (~40-50 ms of a ~120 ms DEL chain here, each a wait
+       * for the kernel); the masquerade chain goes in one iptables transaction instead (see
        * removeContainerRulesBatched). The host end of the veth disappears with the namespace, a
-       * moment after this resolves, on its own. Without it (a process may still use the netns)
-       * the plugins delete the interface themselves, before the netns goes.
+       * moment after this resolves, on its own. Without it (a process may still use the netns) the
+       * plugins delete the interface themselves, before the netns goes.
        */
       processesGone?: boolean;
     } = {},

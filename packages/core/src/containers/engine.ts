@@ -1,4 +1,3 @@
-import type { ProcessSpawner } from '../runtime/spawner.js';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile, rm, unlink } from 'node:fs/promises';
 import type { EventAction, EventLog } from '../events/events.js';
@@ -16,6 +15,7 @@ import type { ContainerRecord } from './record.js';
 import { takeHeldMount, takePrelaunched } from './prelaunch.js';
 import type { ContainerStore } from './store.js';
 import { cgroupParentOf } from '../runtime/conmon-cgroup.js';
+import type { ProcessSpawner } from '../runtime/spawner.js';
 import { cgroupsPathFor } from '../spec/opts/linux.js';
 
 /**

@@ -18,15 +18,15 @@
  *   transactions, guarded by records that name their owner (see owner.ts).
  *
  * Handing the lock over: opening LevelDB costs 2-20 ms (it turns the previous log into a table and
- * syncs), so after a transaction the handle stays open for `lingerMs` in case this process has
- * more work, but only while nobody else wants it: a process that finds the database locked
- * touches `<db>.want`, and a holder that sees that file touched since it opened the database
- * closes it after the current transaction, or at once when idle: an idle holder watches the file
- * (inotify), so it can linger long (1 s by default: a container `run` spends ~50 ms in the
- * runtime between two transactions, which a short linger turned into two reopenings per run)
- * without keeping anyone waiting. Where the file cannot be watched the linger is 10 ms. Waiters retry the open with jittered backoff until
- * `lockTimeoutMs`, then throw StoreLockTimeoutError. Transactions of one MetaDb run one at a time
- * in call order.
+ * syncs), so after a transaction the handle stays open for `lingerMs` in case this process has more
+ * work, but only while nobody else wants it: a process that finds the database locked touches
+ * `<db>.want`, and a holder that sees that file touched since it opened the database closes it
+ * after the current transaction, or at once when idle: an idle holder watches the file (inotify),
+ * so it can linger long (1 s by default: a container `run` spends ~50 ms in the runtime between two
+ * transactions, which a short linger turned into two reopenings per run) without keeping anyone
+ * waiting. Where the file cannot be watched the linger is 10 ms. Waiters retry the open with
+ * jittered backoff until `lockTimeoutMs`, then throw StoreLockTimeoutError. Transactions of one
+ * MetaDb run one at a time in call order.
  */
 import { existsSync, type FSWatcher, statSync, watch, writeFileSync } from 'node:fs';
 import { stat, utimes, writeFile } from 'node:fs/promises';
